@@ -1,0 +1,142 @@
+"""Shared paths, notebook discovery and the regression comparison used by every test."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+from pytest_notebook.diffing import diff_notebooks, diff_to_string, filter_diff
+from pytest_notebook.post_processors import coalesce_streams
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+REFERENCE_DIR = ROOT / "tests" / "references"
+HTML_DIR = ROOT / "_build" / "html"
+
+# Masking rule, in one place. The regression comparison ignores exactly these paths:
+#   /metadata                       kernel and language versions of the executing machine
+#   /cells/*/id                     jupytext assigns new cell ids on every read
+#   /cells/*/metadata/execution     nbclient's execution timestamps
+# and, for code cells tagged `timing-output`, the values of their outputs (text and data):
+# those cells print wall-clock measurements. Their output count and output types are still
+# compared, so a timing cell that stops producing output fails the test.
+TIMING_TAG = "timing-output"
+DIFF_IGNORE = ("/metadata", "/cells/*/id", "/cells/*/metadata/execution")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--regen-references",
+        action="store_true",
+        help="Execute every notebook and overwrite its reference in tests/references/.",
+    )
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One `file:` entry of _toc.yml, resolved to its source file."""
+
+    docname: str
+    source: Path
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.source.parent == NOTEBOOK_DIR
+
+
+def _walk_toc(node, found: list[str]) -> None:
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if key in node:
+                found.append(node[key])
+        for value in node.values():
+            _walk_toc(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_toc(item, found)
+
+
+def toc_entries() -> list[TocEntry]:
+    """Return every page listed in _toc.yml, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    docnames: list[str] = []
+    _walk_toc(toc, docnames)
+    entries = []
+    for docname in docnames:
+        matches = [ROOT / f"{docname}{suffix}" for suffix in (".md", ".ipynb")]
+        source = next((m for m in matches if m.exists()), matches[0])
+        entries.append(TocEntry(docname, source))
+    return entries
+
+
+def notebook_names() -> list[str]:
+    """Return the stem of every MyST notebook in notebooks/, sorted."""
+    return sorted(p.stem for p in NOTEBOOK_DIR.glob("*.md"))
+
+
+def read_source(name: str) -> nbformat.NotebookNode:
+    """Read notebooks/<name>.md as a notebook (no outputs)."""
+    return jupytext.read(NOTEBOOK_DIR / f"{name}.md")
+
+
+def timing_cells(nb: nbformat.NotebookNode) -> list[int]:
+    """Return the indices of code cells tagged `timing-output`."""
+    return [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and TIMING_TAG in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
+def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a copy with consecutive stream outputs merged.
+
+    The kernel may split one cell's stdout into several messages depending on timing, so the
+    number of stream outputs is not stable; their concatenated text is.
+    """
+    merged, _ = coalesce_streams(copy.deepcopy(nb), {})
+    return merged
+
+
+def compare_notebooks(expected, actual, *, use_color: bool = False) -> str:
+    """Return a readable diff of two executed notebooks after masking; empty when they match."""
+    expected = normalise(expected)
+    actual = normalise(actual)
+    ignore = set(DIFF_IGNORE)
+    for index in timing_cells(expected):
+        ignore.add(f"/cells/{index}/outputs/*/text")
+        ignore.add(f"/cells/{index}/outputs/*/data")
+    diff = filter_diff(diff_notebooks(expected, actual), ignore)
+    if not diff:
+        return ""
+    return diff_to_string(expected, diff, use_color=use_color)
+
+
+def strip_execution_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop timestamps so that committed references change only when outputs change."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def first_number_in_outputs(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
+    """Return (cell index, text) of the first stream output that contains a digit."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or index in timing_cells(nb):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and re.search(r"\d", output.get("text", "")):
+                return index, output["text"]
+    return None
+
+
+@pytest.fixture(scope="session")
+def regen(request) -> bool:
+    return request.config.getoption("--regen-references")

@@ -1,0 +1,123 @@
+"""Prove that the regression comparison can fail, and that it masks only what the rule says.
+
+These tests execute nothing: they compare stored references with edited copies of themselves
+through the same `compare_notebooks` that the regression tests use.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import nbformat
+import pytest
+from conftest import (
+    REFERENCE_DIR,
+    TIMING_TAG,
+    compare_notebooks,
+    first_number_in_outputs,
+    notebook_names,
+    read_source,
+)
+
+
+def load_reference(name: str) -> nbformat.NotebookNode:
+    path = REFERENCE_DIR / f"{name}.ipynb"
+    if not path.exists():
+        pytest.fail(f"Missing reference {path.name}: run `make references`.")
+    return nbformat.read(path, as_version=4)
+
+
+def code_cell(source: str, outputs: list, tags: list[str] | None = None):
+    cell = nbformat.v4.new_code_cell(source, outputs=outputs)
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def stream(text: str):
+    return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_reference_sources_current(name):
+    """A reference whose code or prose differs from its MyST source is stale."""
+    source = read_source(name)
+    reference = load_reference(name)
+    source_cells = [(c.cell_type, c.source) for c in source.cells]
+    reference_cells = [(c.cell_type, c.source) for c in reference.cells]
+    assert reference_cells == source_cells, (
+        f"tests/references/{name}.ipynb is stale: its cells differ from notebooks/{name}.md. "
+        "Run `make references` and review the diff."
+    )
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_changed_output_value_fails(name):
+    reference = load_reference(name)
+    found = first_number_in_outputs(reference)
+    if found is None:
+        assert not any(c.cell_type == "code" for c in reference.cells), (
+            f"{name}: code cells exist but no stream output contains a number to edit"
+        )
+        pytest.skip(f"notebooks/{name}.md prints no numbers (prose-only chapter)")
+    index, text = found
+    digit = re.search(r"\d", text)
+    new_digit = "7" if digit.group() != "7" else "3"
+    edited_text = text[: digit.start()] + new_digit + text[digit.end() :]
+
+    edited = copy.deepcopy(reference)
+    for output in edited.cells[index].outputs:
+        if output.get("output_type") == "stream" and output.text == text:
+            output.text = edited_text
+            break
+
+    diff = compare_notebooks(edited, reference)
+    assert diff, f"{name}: editing cell {index}'s printed value went unnoticed"
+    assert f"cells/{index}/outputs" in diff, f"diff does not name cell {index}:\n{diff}"
+    changed_line = next(
+        line for line in edited_text.splitlines() if line not in text.splitlines()
+    )
+    assert changed_line.strip() in diff, f"diff does not show the edited value:\n{diff}"
+
+
+def test_masked_fields_ignored():
+    expected = nbformat.v4.new_notebook(cells=[code_cell("print(1)", [stream("1\n")])])
+    actual = copy.deepcopy(expected)
+    actual.metadata["language_info"] = {"version": "3.99.0"}
+    actual.cells[0]["id"] = "another-id"
+    actual.cells[0].metadata["execution"] = {"iopub.status.busy": "2030-01-01T00:00:00Z"}
+    assert compare_notebooks(expected, actual) == ""
+
+
+def test_split_streams_compare_equal():
+    whole = nbformat.v4.new_notebook(cells=[code_cell("x", [stream("a\nb\n")])])
+    split = nbformat.v4.new_notebook(cells=[code_cell("x", [stream("a\n"), stream("b\n")])])
+    assert compare_notebooks(whole, split) == ""
+
+
+def test_timing_cell_values_masked():
+    expected = nbformat.v4.new_notebook(
+        cells=[code_cell("t()", [stream("中位延迟 12.3 ms\n")], tags=[TIMING_TAG])]
+    )
+    actual = copy.deepcopy(expected)
+    actual.cells[0].outputs[0].text = "中位延迟 15.9 ms\n"
+    assert compare_notebooks(expected, actual) == ""
+
+
+def test_timing_cell_missing_output_fails():
+    expected = nbformat.v4.new_notebook(
+        cells=[code_cell("t()", [stream("中位延迟 12.3 ms\n")], tags=[TIMING_TAG])]
+    )
+    actual = copy.deepcopy(expected)
+    actual.cells[0].outputs = []
+    assert compare_notebooks(expected, actual) != ""
+
+
+def test_untagged_cell_value_change_fails():
+    expected = nbformat.v4.new_notebook(cells=[code_cell("t()", [stream("RMSE 0.9876\n")])])
+    actual = copy.deepcopy(expected)
+    actual.cells[0].outputs[0].text = "RMSE 0.9875\n"
+    diff = compare_notebooks(expected, actual)
+    assert "0.9875" in diff
+    assert "0.9876" in diff
