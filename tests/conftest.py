@@ -126,14 +126,22 @@ def strip_execution_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode
     return nb
 
 
-def first_number_in_outputs(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
-    """Return (cell index, text) of the first stream output that contains a digit."""
+def first_number_in_outputs(nb: nbformat.NotebookNode) -> tuple[int, int, str] | None:
+    """Return (cell index, output index, field) of the first printed text containing a digit.
+
+    The field is "text" for a stream output and "text/plain" for a displayed value. Cells tagged
+    `timing-output` are passed over because their values are masked.
+    """
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or index in timing_cells(nb):
             continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and re.search(r"\d", output.get("text", "")):
-                return index, output["text"]
+        for position, output in enumerate(cell.get("outputs", [])):
+            if output.get("output_type") == "stream":
+                field, text = "text", output.get("text", "")
+            else:
+                field, text = "text/plain", output.get("data", {}).get("text/plain", "")
+            if re.search(r"\d", text):
+                return index, position, field
     return None
 
 

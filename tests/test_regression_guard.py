@@ -54,29 +54,29 @@ def test_reference_sources_current(name):
 
 @pytest.mark.parametrize("name", notebook_names())
 def test_changed_output_value_fails(name):
+    """Editing one printed value in a reference makes the comparison fail, naming the cell."""
     reference = load_reference(name)
     found = first_number_in_outputs(reference)
     if found is None:
         assert not any(c.cell_type == "code" for c in reference.cells), (
-            f"{name}: code cells exist but no stream output contains a number to edit"
+            f"{name}: code cells exist but none of their outputs contains a number to edit"
         )
-        pytest.skip(f"notebooks/{name}.md prints no numbers (prose-only chapter)")
-    index, text = found
-    digit = re.search(r"\d", text)
-    new_digit = "7" if digit.group() != "7" else "3"
-    edited_text = text[: digit.start()] + new_digit + text[digit.end() :]
+        pytest.skip(f"notebooks/{name}.md has no code cells (prose-only chapter)")
+    index, position, field = found
 
     edited = copy.deepcopy(reference)
-    for output in edited.cells[index].outputs:
-        if output.get("output_type") == "stream" and output.text == text:
-            output.text = edited_text
-            break
+    output = edited.cells[index].outputs[position]
+    container = output if field == "text" else output["data"]
+    text = container[field]
+    digit = re.search(r"\d", text)
+    new_digit = "7" if digit.group() != "7" else "3"
+    container[field] = text[: digit.start()] + new_digit + text[digit.end() :]
 
     diff = compare_notebooks(edited, reference)
-    assert diff, f"{name}: editing cell {index}'s printed value went unnoticed"
+    assert diff, f"{name}: editing a printed value of cell {index} went unnoticed"
     assert f"cells/{index}/outputs" in diff, f"diff does not name cell {index}:\n{diff}"
     changed_line = next(
-        line for line in edited_text.splitlines() if line not in text.splitlines()
+        line for line in container[field].splitlines() if line not in text.splitlines()
     )
     assert changed_line.strip() in diff, f"diff does not show the edited value:\n{diff}"
 
