@@ -95,13 +95,24 @@ def timing_cells(nb: nbformat.NotebookNode) -> list[int]:
 
 
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Return a copy with consecutive stream outputs merged.
+    """Return a copy holding only the code cells, with consecutive stream outputs merged.
 
-    The kernel may split one cell's stdout into several messages depending on timing, so the
-    number of stream outputs is not stable; their concatenated text is.
+    Prose is not part of the regression: a prose-only edit needs no new reference, so cell
+    numbers in diffs count code cells only. The kernel may also split one cell's stdout into
+    several messages depending on timing, so the number of stream outputs is not stable; their
+    concatenated text is.
     """
-    merged, _ = coalesce_streams(copy.deepcopy(nb), {})
+    code_only = copy.deepcopy(nb)
+    code_only.cells = [cell for cell in code_only.cells if cell.cell_type == "code"]
+    merged, _ = coalesce_streams(code_only, {})
     return merged
+
+
+def _changed_cells(diff) -> list[int]:
+    for entry in diff:
+        if entry["key"] == "cells" and entry["op"] == "patch":
+            return sorted({sub["key"] for sub in entry["diff"]})
+    return []
 
 
 def compare_notebooks(expected, actual, *, use_color: bool = False) -> str:
@@ -115,12 +126,18 @@ def compare_notebooks(expected, actual, *, use_color: bool = False) -> str:
     diff = filter_diff(diff_notebooks(expected, actual), ignore)
     if not diff:
         return ""
-    return diff_to_string(expected, diff, use_color=use_color)
+    headers = []
+    for index in _changed_cells(diff):
+        if index < len(expected.cells):
+            first_line = expected.cells[index].source.strip().splitlines()[0][:80]
+            headers.append(f"/cells/{index} is code cell {index + 1}, which starts: {first_line}")
+    details = diff_to_string(expected, diff, use_color=use_color)
+    return "\n".join(headers) + "\n" + details
 
 
 def strip_execution_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop timestamps so that committed references change only when outputs change."""
-    nb = copy.deepcopy(nb)
+    nb = normalise(nb)
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
     return nb
