@@ -23,11 +23,19 @@ HTML_DIR = ROOT / "_build" / "html"
 #   /metadata                       kernel and language versions of the executing machine
 #   /cells/*/id                     jupytext assigns new cell ids on every read
 #   /cells/*/metadata/execution     nbclient's execution timestamps
+#   /cells/*/outputs/*/traceback    frames of a deliberate error (cells tagged raises-exception)
+#                                   name the virtual environment's path; the exception's
+#                                   name and message (ename, evalue) are still compared
 # and, for code cells tagged `timing-output`, the values of their outputs (text and data):
 # those cells print wall-clock measurements. Their output count and output types are still
 # compared, so a timing cell that stops producing output fails the test.
 TIMING_TAG = "timing-output"
-DIFF_IGNORE = ("/metadata", "/cells/*/id", "/cells/*/metadata/execution")
+DIFF_IGNORE = (
+    "/metadata",
+    "/cells/*/id",
+    "/cells/*/metadata/execution",
+    "/cells/*/outputs/*/traceback",
+)
 
 
 def pytest_addoption(parser):

@@ -125,3 +125,20 @@ def test_untagged_cell_value_change_fails():
     diff = compare_notebooks(expected, actual)
     assert "0.9875" in diff
     assert "0.9876" in diff
+
+
+def error_cell(evalue: str, frames: list[str]):
+    error = nbformat.v4.new_output("error", ename="ValueError", evalue=evalue, traceback=frames)
+    return code_cell("raise ValueError()", [error], tags=["raises-exception"])
+
+
+def test_traceback_frames_masked():
+    expected = nbformat.v4.new_notebook(cells=[error_cell("bad", ["/work/a/.venv/x.py:810"])])
+    actual = nbformat.v4.new_notebook(cells=[error_cell("bad", ["/tmp/b/.venv/x.py:810"])])
+    assert compare_notebooks(expected, actual) == ""
+
+
+def test_error_message_change_fails():
+    expected = nbformat.v4.new_notebook(cells=[error_cell("got 5", ["frame"])])
+    actual = nbformat.v4.new_notebook(cells=[error_cell("got 6", ["frame"])])
+    assert "got 6" in compare_notebooks(expected, actual)
