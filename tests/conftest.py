@@ -144,10 +144,11 @@ def compare_notebooks(expected, actual, *, use_color: bool = False) -> str:
 
 
 def strip_execution_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop timestamps so that committed references change only when outputs change."""
+    """Drop timestamps and random cell ids, so committed references change only with outputs."""
     nb = normalise(nb)
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         cell.get("metadata", {}).pop("execution", None)
+        cell["id"] = f"code-{index + 1}"
     return nb
 
 
