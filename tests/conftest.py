@@ -105,10 +105,10 @@ def timing_cells(nb: nbformat.NotebookNode) -> list[int]:
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a copy holding only the code cells, with consecutive stream outputs merged.
 
-    Prose is not part of the regression: a prose-only edit needs no new reference, so cell
-    numbers in diffs count code cells only. The kernel may also split one cell's stdout into
-    several messages depending on timing, so the number of stream outputs is not stable; their
-    concatenated text is.
+    Prose is not part of the regression, so a prose-only edit needs no new reference and cell
+    numbers in diffs count code cells only. The kernel may split one cell's stdout into several
+    messages depending on timing. The number of stream outputs is therefore unstable, but their
+    concatenated text is stable.
     """
     code_only = copy.deepcopy(nb)
     code_only.cells = [cell for cell in code_only.cells if cell.cell_type == "code"]
