@@ -1,4 +1,4 @@
-"""Prove that the regression comparison can fail, and that it masks only what the masking rule lists.
+"""Prove that the regression comparison can fail and masks only what the masking rule lists.
 
 These tests execute nothing: they compare stored references with edited copies of themselves
 through the same `compare_notebooks` that the regression tests use.
