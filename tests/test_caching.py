@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from jupyter_cache import get_cache
-from test_failures import BuildResult, build_book, copy_fixture_book
+from test_failures import BuildResult, build_book, copy_fixture_book, replace_once
 
 NOTEBOOKS = ("first", "second")
 # myst-nb 1.4.0 logs one of these per notebook that Sphinx reads (myst_nb/core/execute/cache.py).
@@ -39,12 +39,6 @@ def cache_records(book: Path) -> dict[str, tuple[int, object]]:
 
 def read_page(book: Path, name: str) -> str:
     return (book / "_build" / "html" / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
-
-
-def replace_once(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{old!r} must occur once in {path}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

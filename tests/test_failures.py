@@ -84,6 +84,13 @@ def append_cell(notebook: Path, source: str, tags: list[str] | None = None) -> N
         handle.write(f"\n```{{code-cell}} ipython3\n{options}{source}\n```\n")
 
 
+def replace_once(path: Path, old: str, new: str) -> None:
+    """Replace old, which must occur exactly once in path, with new."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} must occur once in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def line_of(path: Path, text: str) -> int:
     """Return the 1-based number of the first line of path that contains text."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -138,10 +145,7 @@ def test_raising_cell_fails_build(tmp_path, build_tmpdir):
 
 def test_slow_cell_times_out(tmp_path, build_tmpdir):
     book = copy_fixture_book(tmp_path)
-    config = book / "_config.yml"
-    config_text = config.read_text(encoding="utf-8")
-    assert "  timeout: 60\n" in config_text
-    config.write_text(config_text.replace("  timeout: 60\n", "  timeout: 2\n"), encoding="utf-8")
+    replace_once(book / "_config.yml", "  timeout: 60\n", "  timeout: 2\n")
     notebook = book / "notebooks" / "second.md"
     append_cell(notebook, "import time\n\ntime.sleep(30)")
 
@@ -176,9 +180,7 @@ def test_missing_toc_file_fails_build(tmp_path, build_tmpdir):
 def test_malformed_front_matter_fails_build(tmp_path, build_tmpdir):
     book = copy_fixture_book(tmp_path)
     notebook = book / "notebooks" / "second.md"
-    text = notebook.read_text(encoding="utf-8")
-    assert "\nkernelspec:\n" in text
-    notebook.write_text(text.replace("\nkernelspec:\n", "\nkernelspec: [python3\n"), "utf-8")
+    replace_once(notebook, "\nkernelspec:\n", "\nkernelspec: [python3\n")
 
     result = build_book(book, build_tmpdir)
 
@@ -195,9 +197,7 @@ def test_malformed_front_matter_fails_build(tmp_path, build_tmpdir):
 def test_unknown_kernel_fails_build(tmp_path, build_tmpdir):
     book = copy_fixture_book(tmp_path)
     notebook = book / "notebooks" / "second.md"
-    text = notebook.read_text(encoding="utf-8")
-    assert "  name: python3\n" in text
-    notebook.write_text(text.replace("  name: python3\n", "  name: no-such-kernel\n"), "utf-8")
+    replace_once(notebook, "  name: python3\n", "  name: no-such-kernel\n")
 
     result = build_book(book, build_tmpdir)
 

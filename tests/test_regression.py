@@ -45,7 +45,7 @@ def test_notebook_matches_reference(name, regen):
         return
 
     assert reference_path.exists(), (
-        f"No reference for notebooks/{name}.md at {reference_path.relative_to(NOTEBOOK_DIR.parent)}."
+        f"No reference for notebooks/{name}.md at tests/references/{name}.ipynb."
         " Run `make references` to create it, then review and commit it."
     )
     reference = nbformat.read(reference_path, as_version=4)

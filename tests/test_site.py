@@ -15,7 +15,9 @@ NOTEBOOK_ENTRIES = [e for e in ENTRIES if e.is_notebook]
 class PageParser(HTMLParser):
     """Collect the facts the tests need from one built page."""
 
-    VOID_TAGS = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+    VOID_TAGS = {
+        "area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr",
+    }
 
     def __init__(self):
         super().__init__()

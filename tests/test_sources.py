@@ -42,7 +42,7 @@ def test_no_hidden_pip_installs(name):
 
 
 def test_ruff_clean(tmp_path):
-    """Lint every chapter's code cells, exported as Python scripts, with the repo's ruff settings."""
+    """Lint every chapter's code cells, exported as Python scripts, with the ruff settings here."""
     for name in NAMES:
         nb = read_source(name)
         # Prose would be linted as long comment lines, so only code cells are exported.
