@@ -36,6 +36,12 @@ $(STAMP): requirements.txt
 # stay cached. Then build-hints prints how to fix each cause it recognises in the log.
 book: $(STAMP)
 	@$(MAKE) --no-print-directory -f $(SELF) check-environment
+	@# Sphinx copies static files and reruns extensions only when some page is out of date.
+	@if [ -f $(BUILD_DIR)/html/.buildinfo ] && \
+	   [ -n "$$(find book/_static book/_ext -newer $(BUILD_DIR)/html/.buildinfo -type f)" ]; then \
+		echo "book/_static or book/_ext changed: re-reading every page (no notebook re-executes)."; \
+		rm -rf $(BUILD_DIR)/.doctrees; \
+	fi
 	@set -o pipefail; \
 	$(BIN)/jupyter-book build . --warningiserror --keep-going 2>&1 | tee $(BUILD_LOG) \
 		|| { rm -rf $(BUILD_DIR)/.doctrees $(BUILD_DIR)/html; \
@@ -57,7 +63,8 @@ build-hints:
 # jupyter-cache 1.0 matches a notebook on its code cells and kernelspec only, so outputs cached
 # under other package versions would be reused silently. This stores a sha256 of requirements.txt,
 # the Python version and `pip freeze`, and drops the execution cache when the stored one differs
-# or is missing. `make clean` removes both.
+# or is missing. `make clean` removes both. The Sphinx environment goes too: otherwise Sphinx
+# finds no changed source, re-reads nothing and the notebooks are never re-executed.
 check-environment:
 	@set -e; \
 	mkdir -p $(BUILD_DIR); \
@@ -65,9 +72,9 @@ check-environment:
 	packages=$$($(BIN)/python --version && $(BIN)/python -m pip freeze); \
 	new=$$(printf '%s\n%s\n' "$$requirements" "$$packages" | sha256sum | cut -d ' ' -f 1); \
 	old=$$(cat $(ENV_HASH) 2>/dev/null || true); \
-	if [ "$$new" != "$$old" ] && [ -d $(EXECUTION_CACHE) ]; then \
-		echo "Environment fingerprint changed or missing: removing $(EXECUTION_CACHE), so every notebook is re-executed."; \
-		rm -rf $(EXECUTION_CACHE); \
+	if [ "$$new" != "$$old" ] && { [ -d $(EXECUTION_CACHE) ] || [ -d $(BUILD_DIR)/.doctrees ]; }; then \
+		echo "Environment fingerprint changed or missing: removing $(EXECUTION_CACHE) and $(BUILD_DIR)/.doctrees, so every notebook is re-executed."; \
+		rm -rf $(EXECUTION_CACHE) $(BUILD_DIR)/.doctrees; \
 	fi; \
 	echo "$$new" > $(ENV_HASH)
 
