@@ -140,7 +140,9 @@ def _luminance(png: bytes) -> float:
 
 
 FIGURE_PAGES = [
-    d for d in NOTEBOOK_PAGES if "{glue:figure}" in (NOTEBOOK_DIR / f"{Path(d).stem}.md").read_text()
+    d
+    for d in NOTEBOOK_PAGES
+    if "{glue:figure}" in (NOTEBOOK_DIR / f"{Path(d).stem}.md").read_text()
 ]
 
 
@@ -197,7 +199,10 @@ def test_download_executed_notebook(page, site_url, docname, tmp_path):
     stem = Path(docname).stem
     _open(page, f"{site_url}{docname}.html")
     saved = {}
-    for label, suffix in (("download-notebook-button", ".ipynb"), ("download-source-button", ".md")):
+    for label, suffix in (
+        ("download-notebook-button", ".ipynb"),
+        ("download-source-button", ".md"),
+    ):
         page.locator(".dropdown-download-buttons > button").click()
         with page.expect_download() as info:
             page.locator(f"a.btn-{label}").click()
@@ -213,7 +218,9 @@ def test_download_executed_notebook(page, site_url, docname, tmp_path):
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     source_code = [cell.source for cell in read_source(stem).cells if cell.cell_type == "code"]
-    assert [cell.source for cell in code] == source_code, "the download's code differs from the page"
+    assert [cell.source for cell in code] == source_code, (
+        "the download's code differs from the page"
+    )
     if code:
         assert all(cell.get("execution_count") for cell in code), "a code cell was not executed"
         assert sum(len(cell.outputs) for cell in code) >= len(code) // 2, "outputs are missing"
@@ -240,7 +247,10 @@ def test_downloaded_notebook_runs_standalone(page, site_url, tmp_path):
     info.value.save_as(target)
     notebook = nbformat.read(target, as_version=4)
     expected = _printed(notebook)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={
-        "metadata": {"path": str(tmp_path)}
-    }).execute()
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     assert _printed(notebook) == expected

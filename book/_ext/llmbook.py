@@ -13,7 +13,7 @@ import importlib.metadata
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jupytext
@@ -352,7 +352,7 @@ class ModelPackages(SphinxDirective):
 def set_copyright_year(app: Sphinx, config) -> None:
     """Show the year of the build (or of SOURCE_DATE_EPOCH) in the footer."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch else datetime.now()
+    moment = datetime.fromtimestamp(int(epoch), tz=UTC) if epoch else datetime.now()
     config.copyright = f"{moment.year} {config.author}"
     app.llmbook_build_started = time.time()
 
