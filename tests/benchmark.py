@@ -462,6 +462,7 @@ def lighthouse_target_rows(results: Results) -> list[str]:
 
 def lighthouse_section(results: Results) -> list[str]:
     lines = [
+        "(sec-benchmark-lighthouse)=",
         "## 页面性能（Lighthouse）",
         "",
         "Lighthouse 12.2.3（npm，版本锁定在 `package-lock.json`）驱动 Debian 的 chromium，"
@@ -530,6 +531,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "在克隆中复用本仓库的 `.venv` 进行构建，因此不会改动工作目录。每次重新运行都会覆盖本页；"
         "不同机器上的数字不能直接比较。",
         "",
+        "(sec-benchmark-machine)=",
         "## 测量环境",
         "",
         "| 项目 | 值 |",
@@ -542,6 +544,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         f"| Python | {platform.python_version()} |",
         f"| 基准总耗时 | {elapsed / 60:.1f} min |",
         "",
+        "(sec-benchmark-targets)=",
         "## 目标与结果",
         "",
         "时间取多次运行的中位数，运行次数见下一节。",
@@ -551,6 +554,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         *target_rows(results, measured),
         *lighthouse_target_rows(results),
         "",
+        "(sec-benchmark-builds)=",
         "## 构建时间",
         "",
         "冷构建先删除克隆中的 `_build`（包括执行缓存），所以每个笔记本都会重新执行；"
@@ -568,6 +572,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "",
         f"修改正文后的各次重建中重新执行的笔记本数：{', '.join(map(str, executed_on_edit))}。",
         "",
+        "(sec-benchmark-execution)=",
         "## 笔记本执行时间",
         "",
         "执行时间取自冷构建后 jupyter-cache 记录中的 `execution_seconds`，即 nbclient "
@@ -584,6 +589,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "",
         f"开销比：{overhead_text}。",
         "",
+        "(sec-benchmark-tests)=",
         "## 测试时间",
         "",
     ]
@@ -601,12 +607,14 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         )
     lines += [
         "",
+        "(sec-benchmark-memory)=",
         "## 内存",
         "",
         f"峰值常驻内存为 {format_value(results.peak_rss_bytes, 'bytes')}。它是冷构建结束后 "
         "`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` 的值，即冷构建中已被等待回收的后代进程里"
         "最大的那一个进程的峰值常驻内存，不是所有进程内存之和。",
         "",
+        "(sec-benchmark-pages)=",
         "## 页面大小",
         "",
         "每页的大小是 HTML 文件加上它用 `<img>` 引用的本地图片；"
@@ -626,6 +634,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
     lines += ["", *lighthouse_section(results)]
     lines += [
         "",
+        "(sec-benchmark-reproduce)=",
         "## 复现",
         "",
         "```bash",
