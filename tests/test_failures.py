@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,22 +56,30 @@ def copy_fixture_book(destination: Path) -> Path:
     return book
 
 
-def build_book(book: Path, tmpdir: Path) -> BuildResult:
+def build_book(
+    book: Path,
+    tmpdir: Path,
+    *,
+    prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = BUILD_TIMEOUT_S,
+) -> BuildResult:
     """Run `jupyter-book build --warningiserror --keep-going` on book, from inside book.
 
     The build runs from the book folder because myst-nb opens the execution cache path of
-    _config.yml relative to the working directory, not to the book.
+    _config.yml relative to the working directory, not to the book. prefix is put before the
+    command (e.g. to run it in another namespace); env replaces the inherited environment.
     """
-    env = dict(os.environ, TMPDIR=str(tmpdir))
+    env = dict(os.environ if env is None else env, TMPDIR=str(tmpdir))
     start = time.monotonic()
     completed = subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(book), "--warningiserror", "--keep-going"],
+        [*prefix, str(JUPYTER_BOOK), "build", str(book), "--warningiserror", "--keep-going"],
         cwd=book,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=BUILD_TIMEOUT_S,
+        timeout=timeout,
         check=False,
     )
     seconds = time.monotonic() - start
@@ -251,15 +260,25 @@ def test_tagged_raising_cell_passes(tmp_path, build_tmpdir):
 MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 
-def make_book(book: Path, tmpdir: Path) -> subprocess.CompletedProcess:
+def make_book(
+    book: Path,
+    tmpdir: Path,
+    *,
+    requirements: str = "# fixture: nothing to install\n",
+    prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run the repository's `make book` on a fixture book, reusing this virtual environment.
 
-    The returned stdout has ANSI colour codes removed.
+    requirements is written to the book's requirements.txt, which the environment fingerprint
+    covers. prefix and env work as in `build_book`. The returned stdout has ANSI colour codes
+    removed.
     """
-    (book / "requirements.txt").write_text("# fixture: nothing to install\n", encoding="utf-8")
-    env = dict(os.environ, TMPDIR=str(tmpdir))
+    (book / "requirements.txt").write_text(requirements, encoding="utf-8")
+    env = dict(os.environ if env is None else env, TMPDIR=str(tmpdir))
+    bin_dir = Path(sys.executable).parent
     completed = subprocess.run(
-        ["make", "-f", str(MAKEFILE), "book", f"BIN={Path(sys.executable).parent}", "STAMP="],
+        [*prefix, "make", "-f", str(MAKEFILE), "book", f"BIN={bin_dir}", "STAMP="],
         cwd=book,
         env=env,
         stdout=subprocess.PIPE,
