@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from jupyter_cache import get_cache
-from test_failures import BuildResult, build_book, copy_fixture_book, replace_once
+from test_failures import BuildResult, build_book, copy_fixture_book, make_book, replace_once
 
 NOTEBOOKS = ("first", "second")
 # myst-nb 1.4.0 logs one of these per notebook that Sphinx reads (myst_nb/core/execute/cache.py).
@@ -24,9 +24,10 @@ CACHE_HIT = re.compile(r"^(.+)\.md: Using cached notebook: ID=\d+", re.M)
 MAKEFILE = ROOT / "Makefile"
 
 
-def stems(pattern: re.Pattern, result: BuildResult) -> list[str]:
-    """Return the notebook names of the lines of result.output that match pattern."""
-    return sorted(Path(path).name for path in pattern.findall(result.output))
+def stems(pattern: re.Pattern, result: BuildResult | subprocess.CompletedProcess) -> list[str]:
+    """Return the notebook names of the lines of a build's output that match pattern."""
+    output = result.output if isinstance(result, BuildResult) else result.stdout
+    return sorted(Path(path).name for path in pattern.findall(output))
 
 
 def cache_records(book: Path) -> dict[str, tuple[int, object]]:
@@ -104,6 +105,38 @@ def test_dropped_sphinx_env_reuses_cache(built_book, build_tmpdir):
     assert stems(CACHE_HIT, result) == ["first", "second"]
     assert cache_records(built_book) == records_before
     assert "sqrt(2) = 1.414" in read_page(built_book, "second")
+
+
+@pytest.mark.slow
+def test_changed_fingerprint_reexecutes_notebooks(tmp_path, build_tmpdir):
+    """After requirements.txt changes, `make book` executes every notebook again.
+
+    Emptying the execution cache alone is not enough: Sphinx finds no changed source in
+    _build/.doctrees, reads no notebook, and the pages built under the old packages stay.
+    """
+    book = copy_fixture_book(tmp_path)
+    first = make_book(book, build_tmpdir)
+    assert first.returncode == 0, first.stdout
+    assert stems(EXECUTING, first) == ["first", "second"]
+    records_before = cache_records(book)
+
+    unchanged = make_book(book, build_tmpdir)
+    assert unchanged.returncode == 0, unchanged.stdout
+    assert "Environment fingerprint changed" not in unchanged.stdout
+    assert stems(EXECUTING, unchanged) == []
+    assert cache_records(book) == records_before
+
+    changed = make_book(book, build_tmpdir, requirements="numpy==2.4.6\n")
+
+    assert changed.returncode == 0, changed.stdout
+    assert "Environment fingerprint changed or missing: removing" in changed.stdout
+    assert stems(EXECUTING, changed) == ["first", "second"]
+    assert stems(CACHE_HIT, changed) == []
+    records_after = cache_records(book)
+    assert sorted(records_after) == sorted(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        assert records_after[name] != records_before[name], f"{name} was not stored again"
+    assert "total = 45" in read_page(book, "first")
 
 
 def run_check_environment(directory: Path, bin_dir: Path) -> subprocess.CompletedProcess:
