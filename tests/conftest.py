@@ -33,13 +33,42 @@ HTML_DIR = ROOT / "_build" / "html"
 # and, for code cells tagged `timing-output`, the values of their outputs (text and data):
 # those cells print wall-clock measurements. Their output count and output types are still
 # compared, so a timing cell that stops producing output fails the test.
+# MASKED_CELLS lists every cell that either rule touches, with its reason.
 TIMING_TAG = "timing-output"
+ERROR_TAG = "raises-exception"
 DIFF_IGNORE = (
     "/metadata",
     "/cells/*/id",
     "/cells/*/metadata/execution",
     "/cells/*/outputs/*/traceback",
 )
+
+# Every code cell whose outputs are partly masked, keyed by (chapter, a text that occurs in that
+# code cell only), with what is masked and why. tests/test_regression_guard.py checks that these
+# are exactly the cells tagged `timing-output` or `raises-exception`.
+MASKED_CELLS = {
+    ("energy", "TIMING_RUNS = 10"): (
+        "values: median wall-clock latency of the float32 and int8 encoder and generator, "
+        "and the speed-up ratios and verdicts derived from it"
+    ),
+    ("energy", 'glue("energy_fig_quant_latency"'): (
+        "values: bar chart of those latencies (the glued figure's PNG)"
+    ),
+    ("energy", "prune_latency_ratio = ("): (
+        "values: wall-clock latency ratio of the 90% sparse and the dense encoder"
+    ),
+    ("energy", "THREAD_COUNTS = [1, 2]"): (
+        "values: wall-clock latency with 1 and 2 threads, the machine's CPU count and its "
+        "1-minute load average, and the bar chart of the latencies"
+    ),
+    ("energy", "CPU_ASSUMED_POWER_W = 20"): (
+        "values: CPU energy estimates computed from the measured latencies"
+    ),
+    ("gpt", "outputs = model.generate(input_ids, max_length=50, num_return_sequences=5)"): (
+        "traceback frames of the deliberate ValueError, which name the virtual environment's "
+        "path; the exception's name and message are compared"
+    ),
+}
 
 
 def pytest_addoption(parser):
@@ -95,6 +124,14 @@ def notebook_names() -> list[str]:
 def read_source(name: str) -> nbformat.NotebookNode:
     """Read notebooks/<name>.md as a notebook (no outputs)."""
     return jupytext.read(NOTEBOOK_DIR / f"{name}.md")
+
+
+def code_cell_index(name: str, text: str) -> int:
+    """Return the index among code cells of the one code cell of notebooks/<name>.md with text."""
+    cells = [cell for cell in read_source(name).cells if cell.cell_type == "code"]
+    found = [index for index, cell in enumerate(cells) if text in cell.source]
+    assert len(found) == 1, f"notebooks/{name}.md: {text!r} is in code cells {found}, not one"
+    return found[0]
 
 
 def timing_cells(nb: nbformat.NotebookNode) -> list[int]:

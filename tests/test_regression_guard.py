@@ -12,8 +12,11 @@ import re
 import nbformat
 import pytest
 from conftest import (
+    ERROR_TAG,
+    MASKED_CELLS,
     REFERENCE_DIR,
     TIMING_TAG,
+    code_cell_index,
     compare_notebooks,
     first_number_in_outputs,
     notebook_names,
@@ -83,6 +86,22 @@ def test_changed_output_value_fails(name):
         line for line in container[field].splitlines() if line not in text.splitlines()
     )
     assert changed_line.strip() in diff, f"diff does not show the edited value:\n{diff}"
+
+
+def test_masked_cells_listed():
+    """MASKED_CELLS names exactly the cells whose outputs the masking rule touches."""
+    tagged = set()
+    for name in notebook_names():
+        cells = [cell for cell in read_source(name).cells if cell.cell_type == "code"]
+        for index, cell in enumerate(cells):
+            if {TIMING_TAG, ERROR_TAG} & set(cell.get("metadata", {}).get("tags", [])):
+                tagged.add((name, index))
+    listed = {(name, code_cell_index(name, text)) for name, text in MASKED_CELLS}
+    assert not tagged - listed, (
+        f"tagged {TIMING_TAG} or {ERROR_TAG} but missing from MASKED_CELLS in tests/conftest.py "
+        f"(chapter, code cell index): {sorted(tagged - listed)}"
+    )
+    assert not listed - tagged, f"listed in MASKED_CELLS but not tagged: {sorted(listed - tagged)}"
 
 
 def test_masked_fields_ignored():

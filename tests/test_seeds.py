@@ -1,7 +1,7 @@
 """Seeds: every random draw in the book is fixed, and a random cell reproduces on its own.
 
-Audit of the chapters' randomness (each cell seeds its own generator; the global seeds of the
-setup cell are a safety net for library code that draws from the global state):
+Audit of the chapters' randomness. Each random cell seeds its own generator. The global seeds of
+the setup cell are a safety net for library code that draws from the global state.
 
 - bert: DataCollatorForLanguageModeling picks and replaces MLM tokens (`seed=SEED`). The
   randomly initialised BertModel is only counted, never run.
@@ -40,6 +40,7 @@ import pytest
 from conftest import (
     NOTEBOOK_DIR,
     REFERENCE_DIR,
+    code_cell_index,
     compare_notebooks,
     notebook_names,
     read_source,
@@ -110,13 +111,6 @@ def code_cells(name: str) -> list[nbformat.NotebookNode]:
     return [cell for cell in read_source(name).cells if cell.cell_type == "code"]
 
 
-def cell_index(name: str, text: str) -> int:
-    """Return the index among code cells of the one code cell of notebooks/<name>.md with text."""
-    found = [i for i, cell in enumerate(code_cells(name)) if text in cell.source]
-    assert len(found) == 1, f"notebooks/{name}.md: {text!r} is in code cells {found}, not one"
-    return found[0]
-
-
 def without_execution_counts(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a one-cell notebook of cell with its execution counts removed.
 
@@ -158,11 +152,10 @@ def test_every_random_notebook_rerun():
 
 def rerun_notebook(case: RandomCell) -> nbformat.NotebookNode:
     """Return a notebook of the setup cell, the cells case needs, and case's cell twice."""
-    indices = [0] + [cell_index(case.notebook, text) for text in case.needs]
-    target = cell_index(case.notebook, case.cell)
-    assert indices == sorted(indices) and indices[-1] < target, (
-        f"{case}: the needed cells must come before the re-run cell, in notebook order"
-    )
+    indices = [0] + [code_cell_index(case.notebook, text) for text in case.needs]
+    target = code_cell_index(case.notebook, case.cell)
+    assert indices == sorted(indices), f"{case}: list the needed cells in notebook order"
+    assert indices[-1] < target, f"{case}: a needed cell comes after the re-run cell"
     cells = code_cells(case.notebook)
     notebook = read_source(case.notebook)
     notebook.cells = [copy.deepcopy(cells[i]) for i in [*indices, target, target]]
@@ -207,7 +200,7 @@ def test_random_cell_reruns_identically(case, reruns):
     if isinstance(executed, Exception):
         pytest.fail(f"notebooks/{case.notebook}.md: the re-run failed:\n{executed}")
     reference = nbformat.read(REFERENCE_DIR / f"{case.notebook}.ipynb", as_version=4)
-    target = cell_index(case.notebook, case.cell)
+    target = code_cell_index(case.notebook, case.cell)
     expected = without_execution_counts(reference.cells[target])
 
     for run, cell in enumerate(executed.cells[-2:], start=1):
