@@ -1,10 +1,10 @@
 """Run a command inside a new network namespace whose only interface is loopback.
 
 Tests use `netns_command(...)` as an argv prefix. The namespace comes from `unshare --net`
-(as root) or `unshare --map-root-user --net` (otherwise). Inside it this file runs as a script:
-it mounts a fresh sysfs so that /sys/class/net lists this namespace's interfaces, brings `lo` up
-(Jupyter kernels talk to the build over TCP on 127.0.0.1), and checks that the namespace is
-isolated before it starts the command:
+(as root) or `unshare --map-root-user --net` (otherwise), each with a new mount namespace.
+Inside it this file runs as a script. It mounts a fresh sysfs, so that /sys/class/net lists this
+namespace's interfaces, and brings `lo` up, because Jupyter kernels talk to the build over TCP on
+127.0.0.1. Before it starts the command it checks that the namespace is isolated:
 
 - /sys/class/net must list `lo` and nothing else;
 - a TCP connection to a port that the test listens on, on 127.0.0.1 of the outer namespace,
