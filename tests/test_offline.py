@@ -19,7 +19,7 @@ cell, with the masking rule of tests/conftest.py (MASKED_CELLS lists every maske
 In cache mode myst-nb 1.4 writes notebooks without outputs to _build/jupyter_execute/, so the
 executed notebooks are read from the execution cache, as myst-nb itself does.
 
-The cold build took 281 s on a shared two-core machine (load average about 3).
+The cold build took 186-281 s on a shared two-core machine (load average 3-5).
 """
 
 from __future__ import annotations
