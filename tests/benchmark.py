@@ -4,15 +4,20 @@ Run it with `make bench`. Every build runs in a temporary `git clone` of this re
 working tree and its `_build` are never touched. The clone reuses this repository's `.venv`.
 The clone contains the last commit only, so uncommitted edits are not measured.
 
-    python tests/benchmark.py [--cold-runs N] [--rebuild-runs N] [--skip-test]
+    python tests/benchmark.py [--cold-runs N] [--rebuild-runs N] [--skip-test] [--skip-lighthouse]
 
-BENCH_COLD_RUNS and BENCH_REBUILD_RUNS set the defaults of the two run counts.
+BENCH_COLD_RUNS and BENCH_REBUILD_RUNS set the defaults of the two run counts. Lighthouse
+(node_modules/.bin/lighthouse, from package-lock.json) scores every page with Debian's chromium;
+--skip-lighthouse leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
+import http.server
+import json
 import os
 import platform
 import re
@@ -22,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -73,6 +79,9 @@ class Results:
     test_returncode: int | None = None
     regression_seconds: float | None = None
     test_summary: str = ""
+    # (page, form factor) -> {"performance": score, "accessibility": score, "failed": [...]}
+    lighthouse: dict[tuple[str, str], dict] = field(default_factory=dict)
+    lighthouse_error: str = ""
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,8 +89,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--cold-runs",
         type=int,
-        default=int(os.environ.get("BENCH_COLD_RUNS", "1")),
-        help="number of cold builds; the report gives their median (default 1, BENCH_COLD_RUNS)",
+        default=int(os.environ.get("BENCH_COLD_RUNS", "3")),
+        help="number of cold builds; the report gives their median (default 3, BENCH_COLD_RUNS)",
     )
     parser.add_argument(
         "--rebuild-runs",
@@ -94,6 +103,9 @@ def parse_args() -> argparse.Namespace:
         "--skip-test",
         action="store_true",
         help="do not time `make test` (it took about 4.5 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--skip-lighthouse", action="store_true", help="do not score the pages with Lighthouse"
     )
     parser.add_argument("--report", type=Path, default=REPORT, help="Markdown file to write")
     args = parser.parse_args()
@@ -210,6 +222,117 @@ def time_tests(clone: Path, log: Path, results: Results) -> None:
     print(f"  make test: {seconds:.1f} s, exit {status}, {results.test_summary}", flush=True)
 
 
+LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = (
+    "--headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run "
+    "--disable-background-networking --disable-component-update --disable-sync"
+)
+FORM_FACTORS = {"移动": [], "桌面": ["--preset=desktop"]}
+LIGHTHOUSE_TARGET = 95
+COMPRESSIBLE = (".html", ".js", ".css", ".json", ".svg", ".txt", ".map", ".ipynb", ".md")
+
+
+class GzipHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site the way GitHub Pages does: text files gzip-compressed on request."""
+
+    compressed: dict[Path, bytes] = {}
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        accepts_gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (accepts_gzip and path.suffix in COMPRESSIBLE and path.is_file()):
+            return super().send_head()
+        if path not in self.compressed:
+            self.compressed[path] = gzip.compress(path.read_bytes(), compresslevel=6)
+        body = self.compressed[path]
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=600")
+        self.end_headers()
+        return _BytesFile(body)
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class names it so)
+        pass
+
+
+class _BytesFile:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, *_):
+        data, self.data = self.data, b""
+        return data
+
+    def close(self):
+        pass
+
+
+def lighthouse_scores(html_dir: Path, results: Results) -> None:
+    """Score each page of the table of contents, and the search page, with Lighthouse."""
+    if not LIGHTHOUSE.exists() or not Path(CHROMIUM).exists():
+        results.lighthouse_error = (
+            f"缺少 {LIGHTHOUSE.relative_to(ROOT)} 或 {CHROMIUM}："
+            "`make bench` 会先运行 `npm ci`，chromium 需用 apt 安装"
+        )
+        print(f"  lighthouse skipped: {results.lighthouse_error}", flush=True)
+        return
+    handler = lambda *a, **k: GzipHandler(*a, directory=str(html_dir), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    pages = [f"{name}.html" for name in toc_docnames()] + ["search.html"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="llmbook-lighthouse-") as out:
+            for page in pages:
+                for form, extra in FORM_FACTORS.items():
+                    report = Path(out) / "report.json"
+                    command = [
+                        str(LIGHTHOUSE),
+                        base + page,
+                        "--quiet",
+                        "--output=json",
+                        f"--output-path={report}",
+                        "--only-categories=performance,accessibility",
+                        f"--chrome-path={CHROMIUM}",
+                        f"--chrome-flags={CHROMIUM_FLAGS} --user-data-dir={out}/profile",
+                        *extra,
+                    ]
+                    status = subprocess.run(command, capture_output=True, text=True, check=False)
+                    if status.returncode != 0 or not report.exists():
+                        raise RuntimeError(f"lighthouse {page} {form}: {status.stderr[-500:]}")
+                    data = json.loads(report.read_text(encoding="utf-8"))
+                    scores = {k: round(v["score"] * 100) for k, v in data["categories"].items()}
+                    refs = data["categories"]["accessibility"]["auditRefs"]
+                    failed = [
+                        r["id"]
+                        for r in refs
+                        if (data["audits"][r["id"]].get("score") or 1) < 1 and r["weight"] > 0
+                    ]
+                    lcp = data["audits"]["largest-contentful-paint"]["numericValue"] / 1000
+                    results.lighthouse[(page, form)] = {**scores, "failed": failed, "lcp": lcp}
+                    report.unlink()
+                print(
+                    f"  lighthouse {page}: "
+                    + ", ".join(
+                        f"{form} {results.lighthouse[(page, form)]['performance']}/"
+                        f"{results.lighthouse[(page, form)]['accessibility']}"
+                        for form in FORM_FACTORS
+                    ),
+                    flush=True,
+                )
+    except RuntimeError as error:
+        results.lighthouse_error = str(error)
+        print(f"  {error}", flush=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results()
     clone = workdir / "book"
@@ -230,6 +353,9 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> Results:
     html_dir = clone / "_build" / "html"
     results.page_bytes = page_sizes(html_dir)
     results.site_bytes = directory_bytes(html_dir)
+    if not args.skip_lighthouse:
+        print("lighthouse", flush=True)
+        lighthouse_scores(html_dir, results)
 
     for run in range(1, args.rebuild_runs + 1):
         print(f"no-change rebuild {run}/{args.rebuild_runs}", flush=True)
@@ -307,6 +433,66 @@ def target_rows(results: Results, measured: dict[str, float | None]) -> list[str
     return rows
 
 
+def lighthouse_target_rows(results: Results) -> list[str]:
+    rows = []
+    for category, name in (("performance", "性能"), ("accessibility", "无障碍")):
+        for form in FORM_FACTORS:
+            scores = {
+                page: value[category]
+                for (page, factor), value in results.lighthouse.items()
+                if factor == form
+            }
+            if not scores:
+                label = f"Lighthouse {name}（{form}，每页）"
+                rows.append(f"| {label} | ≥ {LIGHTHOUSE_TARGET} | 未测量 | 未测量 |")
+                continue
+            worst_page = min(scores, key=scores.get)
+            worst = scores[worst_page]
+            below = sum(score < LIGHTHOUSE_TARGET for score in scores.values())
+            gap = LIGHTHOUSE_TARGET - worst
+            verdict = f"未达到：{below}/{len(scores)} 页低于目标，最多差 {gap} 分"
+            if below == 0:
+                verdict = "达到"
+            rows.append(
+                f"| Lighthouse {name}（{form}，每页） | ≥ {LIGHTHOUSE_TARGET} "
+                f"| 最低 {worst}（`{worst_page}`） | {verdict} |"
+            )
+    return rows
+
+
+def lighthouse_section(results: Results) -> list[str]:
+    lines = [
+        "(sec-benchmark-lighthouse)=",
+        "## 页面性能（Lighthouse）",
+        "",
+        "Lighthouse 12.2.3（npm，版本锁定在 `package-lock.json`）驱动 Debian 的 chromium，"
+        "对目录中的每一页和搜索页各评两次：移动（默认的手机模拟，含网络和 CPU 限速）和桌面"
+        "（`--preset=desktop`）。站点由脚本在 127.0.0.1 上提供，文本文件按 GitHub Pages 的做法"
+        "以 gzip 压缩传输。分数为 0–100；LCP 是最大内容绘制时间（模拟值）。",
+        "",
+    ]
+    if results.lighthouse_error:
+        lines += [f"Lighthouse 没有完成：{results.lighthouse_error}。", ""]
+    if not results.lighthouse:
+        return lines
+    lines += [
+        "| 页面 | 移动：性能 | 移动：无障碍 | 移动：LCP | 桌面：性能 | 桌面：无障碍 "
+        "| 未通过的无障碍检查 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pages = dict.fromkeys(page for page, _ in results.lighthouse)
+    for page in pages:
+        mobile = results.lighthouse.get((page, "移动"), {})
+        desktop = results.lighthouse.get((page, "桌面"), {})
+        failed = sorted(set(mobile.get("failed", [])) | set(desktop.get("failed", [])))
+        lines.append(
+            f"| `{page}` | {mobile.get('performance', '-')} | {mobile.get('accessibility', '-')} "
+            f"| {mobile.get('lcp', 0):.1f} s | {desktop.get('performance', '-')} "
+            f"| {desktop.get('accessibility', '-')} | {', '.join(failed) or '无'} |"
+        )
+    return lines
+
+
 def runs_cell(runs: list[BuildRun]) -> str:
     values = ", ".join(f"{run.seconds:.1f}" for run in runs)
     failed = sum(run.returncode != 0 for run in runs)
@@ -343,8 +529,9 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "本页记录构建和测试这本书要花多少时间、内存和磁盘空间，由 `make bench`（脚本 "
         "`tests/benchmark.py`）在下面这台机器上实测后自动生成。脚本把仓库克隆到临时目录，"
         "在克隆中复用本仓库的 `.venv` 进行构建，因此不会改动工作目录。每次重新运行都会覆盖本页；"
-        "不同机器上的数字不能直接比较。Lighthouse 评分目前尚未测量。",
+        "不同机器上的数字不能直接比较。",
         "",
+        "(sec-benchmark-machine)=",
         "## 测量环境",
         "",
         "| 项目 | 值 |",
@@ -357,6 +544,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         f"| Python | {platform.python_version()} |",
         f"| 基准总耗时 | {elapsed / 60:.1f} min |",
         "",
+        "(sec-benchmark-targets)=",
         "## 目标与结果",
         "",
         "时间取多次运行的中位数，运行次数见下一节。",
@@ -364,7 +552,9 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "| 指标 | 目标 | 实测 | 结论 |",
         "|---|---|---|---|",
         *target_rows(results, measured),
+        *lighthouse_target_rows(results),
         "",
+        "(sec-benchmark-builds)=",
         "## 构建时间",
         "",
         "冷构建先删除克隆中的 `_build`（包括执行缓存），所以每个笔记本都会重新执行；"
@@ -382,6 +572,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "",
         f"修改正文后的各次重建中重新执行的笔记本数：{', '.join(map(str, executed_on_edit))}。",
         "",
+        "(sec-benchmark-execution)=",
         "## 笔记本执行时间",
         "",
         "执行时间取自冷构建后 jupyter-cache 记录中的 `execution_seconds`，即 nbclient "
@@ -398,6 +589,7 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "",
         f"开销比：{overhead_text}。",
         "",
+        "(sec-benchmark-tests)=",
         "## 测试时间",
         "",
     ]
@@ -415,12 +607,14 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         )
     lines += [
         "",
+        "(sec-benchmark-memory)=",
         "## 内存",
         "",
         f"峰值常驻内存为 {format_value(results.peak_rss_bytes, 'bytes')}。它是冷构建结束后 "
         "`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` 的值，即冷构建中已被等待回收的后代进程里"
         "最大的那一个进程的峰值常驻内存，不是所有进程内存之和。",
         "",
+        "(sec-benchmark-pages)=",
         "## 页面大小",
         "",
         "每页的大小是 HTML 文件加上它用 `<img>` 引用的本地图片；"
@@ -437,8 +631,10 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
             f"| `{docname}` | {html_bytes / MB:.3f} MB | {image_bytes / MB:.3f} MB "
             f"| {(html_bytes + image_bytes) / MB:.3f} MB |"
         )
+    lines += ["", *lighthouse_section(results)]
     lines += [
         "",
+        "(sec-benchmark-reproduce)=",
         "## 复现",
         "",
         "```bash",
@@ -447,7 +643,8 @@ def write_report(results: Results, args: argparse.Namespace, elapsed: float, pat
         "```",
         "",
         f"本次参数：`--cold-runs {args.cold_runs} --rebuild-runs {args.rebuild_runs}`"
-        f"{' --skip-test' if args.skip_test else ''}。",
+        f"{' --skip-test' if args.skip_test else ''}"
+        f"{' --skip-lighthouse' if args.skip_lighthouse else ''}。",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

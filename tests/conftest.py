@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
+import http.server
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +178,79 @@ def first_number_in_outputs(nb: nbformat.NotebookNode) -> tuple[int, int, str] |
 @pytest.fixture(scope="session")
 def regen(request) -> bool:
     return request.config.getoption("--regen-references")
+
+
+# ---------------------------------------------------------------------------------------------
+# Browser tests: the built site is served from 127.0.0.1 and read by Debian's chromium through
+# Playwright. Playwright never downloads a browser here; CHROMIUM overrides the executable.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Playwright itself adds --headless and a fresh, temporary --user-data-dir to every launch.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves one folder; keeps the test log free of per-request lines."""
+
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        # GitHub Pages serves these types; Python's table may lack them.
+        ".js": "application/javascript",
+        ".mjs": "application/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+    }
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class names it so)
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_url() -> str:
+    """Base URL (ending in /) of _build/html served on a free port of 127.0.0.1."""
+    if not (HTML_DIR / "index.html").is_file():
+        pytest.fail(f"{HTML_DIR} has no built site: run `make book` first.")
+    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian chromium for the whole session, driven by Playwright."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"No browser at {CHROMIUM}: install Debian's chromium and fonts-noto-cjk "
+            "(apt-get install chromium fonts-noto-cjk), or set CHROMIUM to its path."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page per test (no shared cookies or storage)."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def site_pages() -> list[str]:
+    """Every HTML page a reader can reach from the table of contents, as paths under html/."""
+    return [f"{entry.docname}.html" for entry in toc_entries()]
