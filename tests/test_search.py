@@ -388,22 +388,30 @@ def test_build_index_reports_pagefind_failure(tmp_path, monkeypatch):
 
 
 def test_book_build_fails_when_index_fails(tmp_path):
-    """With a theme that has no article element the build fails and names the page."""
+    """The fixture book builds with the extension, and fails, naming the page, once a
+    template drops the article element that the index reads."""
     from test_failures import build_book, copy_fixture_book, replace_once
 
     book = copy_fixture_book(tmp_path)
-    extension = ROOT / "book" / "_ext"
     replace_once(
         book / "_config.yml",
         "sphinx:\n  config:\n",
-        f"sphinx:\n  local_extensions:\n    llmbook_search: {extension}\n  config:\n"
-        "    html_theme: basic\n",
+        "sphinx:\n  local_extensions:\n"
+        f"    llmbook_search: {ROOT / 'book' / '_ext'}\n"
+        "  config:\n    templates_path: [_templates]\n",
     )
-
+    (book / "_templates").mkdir()
     build_tmpdir = tmp_path / "tmp"
     build_tmpdir.mkdir()
-    result = build_book(book, build_tmpdir)
 
-    assert result.returncode != 0, result.log
-    assert "Search index: " in result.output
-    assert "notebooks/first.html has 0 <article" in result.output
+    first = build_book(book, build_tmpdir)
+    assert first.returncode == 0, first.log
+    assert (book / "_build" / "html" / "pagefind" / "pagefind-entry.json").is_file()
+
+    (book / "_templates" / "page.html").write_text(
+        '{% extends "!page.html" %}\n{% block docs_body %}<div>{{ body }}</div>{% endblock %}\n'
+    )
+    second = build_book(book, build_tmpdir)
+    assert second.returncode != 0, second.log
+    assert "Search index: " in second.output
+    assert "notebooks/first.html has 0 <article" in second.output
