@@ -48,10 +48,10 @@ EXCLUDE_SELECTORS = ("a.headerlink", "details.hide > summary", "div.toctree-wrap
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_NEIGHBOURS = re.compile(f"(?<=[{CJK}])(?=[{CJK}])")
 ZERO_WIDTH_SPACE = "\u200b"
-# Pagefind's tokenizer makes each punctuation mark a word of its own, which takes up a position
-# in the index. Listing the marks here keeps them in the index and in queries, so a phrase such
-# as GPT-3, 2.1 or 私（DP） still matches word for word. The ASCII double quote is left out
-# because Pagefind reads it as the exact-phrase syntax.
+# The extended build's tokenizer (charabia) splits most punctuation marks off as words, which
+# take up positions in the index. Listing the marks here keeps them in the index and in queries,
+# so a phrase such as GPT-3, 2.1 or 私（DP） still matches word for word. The ASCII double
+# quote is left out because Pagefind reads it as the exact-phrase syntax.
 PUNCTUATION = "-.,:;!?'()[]{}/\\_&#%@*+=<>|~^`$，。、：；？！“”‘’（）《》【】「」…—·"
 
 # Files of the bundle that search.html does not load (other UI flavours).
