@@ -349,16 +349,18 @@ class ModelPackages(SphinxDirective):
 # --- Footer year --------------------------------------------------------------------------------
 
 
-def set_copyright_year(app: Sphinx, config) -> None:
-    """Show the year of the build (or of SOURCE_DATE_EPOCH) in the footer."""
+def configure_page_frame(app: Sphinx, config) -> None:
+    """Show the build's year (or SOURCE_DATE_EPOCH's) in the footer; put the search box in Chinese."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     moment = datetime.fromtimestamp(int(epoch), tz=UTC) if epoch else datetime.now()
     config.copyright = f"{moment.year} {config.author}"
+    # Jupyter Book's default placeholder of the header search box is English.
+    config.html_theme_options["search_bar_text"] = "搜索本书…"
     app.llmbook_build_started = time.time()
 
 
 def setup(app: Sphinx) -> dict:
-    app.connect("config-inited", set_copyright_year)
+    app.connect("config-inited", configure_page_frame)
     app.connect("html-page-context", add_notebook_download, priority=502)
     app.add_node(interview_index)
     app.add_directive("interview-index", InterviewIndex)
