@@ -4,7 +4,8 @@
 - ``{interview-index}`` lists every interview question in the book with a link to it.
 - ``{execution-statistics}``, ``{package-versions}`` and ``{model-packages}`` fill the
   execution statistics page at build time.
-- The footer year is the build's year (``SOURCE_DATE_EPOCH`` when it is set).
+- The footer year is the build's year (``SOURCE_DATE_EPOCH`` when it is set), and the header
+  search box has a Chinese placeholder.
 """
 
 from __future__ import annotations
@@ -346,11 +347,11 @@ class ModelPackages(SphinxDirective):
         return [_table(headers, rows)]
 
 
-# --- Footer year --------------------------------------------------------------------------------
+# --- Page frame -----------------------------------------------------------------------------------
 
 
 def configure_page_frame(app: Sphinx, config) -> None:
-    """Show the build's year (or SOURCE_DATE_EPOCH's) in the footer; put the search box in Chinese."""
+    """Put the build's year (or SOURCE_DATE_EPOCH's) in the footer, Chinese in the search box."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     moment = datetime.fromtimestamp(int(epoch), tz=UTC) if epoch else datetime.now()
     config.copyright = f"{moment.year} {config.author}"
