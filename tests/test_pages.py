@@ -127,3 +127,7 @@ def test_page_title_and_language(page, site_url, docname):
     _open(page, f"{site_url}{docname}.html")
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
     assert "大模型的市场潜力与挑战" in page.title()
+    placeholders = page.locator("input[type=search]").evaluate_all(
+        "fields => fields.map(field => field.placeholder)"
+    )
+    assert placeholders and all(re.search(r"[\u4e00-\u9fff]", p) for p in placeholders), placeholders
