@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import nbformat
 import pytest
@@ -17,6 +17,8 @@ from nbclient import NotebookClient
 from PIL import Image, ImageStat
 
 PAGES = site_pages()
+# The search page with a query, so that Pagefind's UI has loaded its index and shows results.
+SEARCH_PAGE = f"search.html?q={quote('差分隐私')}"
 NOTEBOOK_PAGES = [entry.docname for entry in toc_entries() if entry.is_notebook]
 PHONE = {"width": 375, "height": 812}
 
@@ -42,7 +44,7 @@ def test_no_request_leaves_the_site(page, site_url):
             offsite.setdefault(current["page"], set()).add(request.url)
 
     page.on("request", record)
-    for path in PAGES:
+    for path in [*PAGES, SEARCH_PAGE]:
         current["page"] = path
         _open(page, site_url + path)
         # MathJax fetches its fonts and components lazily, after the first typesetting pass.
@@ -94,7 +96,9 @@ def test_answers_are_folded(page, site_url, docname):
     assert first.locator(".sd-summary-content").is_visible()
 
 
-@pytest.mark.parametrize("path", PAGES, ids=[Path(p).stem for p in PAGES])
+@pytest.mark.parametrize(
+    "path", [*PAGES, SEARCH_PAGE], ids=[*(Path(p).stem for p in PAGES), "search"]
+)
 def test_phone_viewport_has_no_sideways_scroll(browser, site_url, path):
     """At 375 px wide the page itself never scrolls sideways; wide blocks scroll inside."""
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)

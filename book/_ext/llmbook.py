@@ -4,7 +4,8 @@
 - ``{interview-index}`` lists every interview question in the book with a link to it.
 - ``{execution-statistics}``, ``{package-versions}`` and ``{model-packages}`` fill the
   execution statistics page at build time.
-- The footer year is the build's year (``SOURCE_DATE_EPOCH`` when it is set).
+- The footer year is the build's year (``SOURCE_DATE_EPOCH`` when it is set), and the header
+  search box has a Chinese placeholder.
 """
 
 from __future__ import annotations
@@ -346,19 +347,21 @@ class ModelPackages(SphinxDirective):
         return [_table(headers, rows)]
 
 
-# --- Footer year --------------------------------------------------------------------------------
+# --- Page frame -----------------------------------------------------------------------------------
 
 
-def set_copyright_year(app: Sphinx, config) -> None:
-    """Show the year of the build (or of SOURCE_DATE_EPOCH) in the footer."""
+def configure_page_frame(app: Sphinx, config) -> None:
+    """Put the build's year (or SOURCE_DATE_EPOCH's) in the footer, Chinese in the search box."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     moment = datetime.fromtimestamp(int(epoch), tz=UTC) if epoch else datetime.now()
     config.copyright = f"{moment.year} {config.author}"
+    # Jupyter Book's default placeholder of the header search box is English.
+    config.html_theme_options["search_bar_text"] = "搜索本书…"
     app.llmbook_build_started = time.time()
 
 
 def setup(app: Sphinx) -> dict:
-    app.connect("config-inited", set_copyright_year)
+    app.connect("config-inited", configure_page_frame)
     app.connect("html-page-context", add_notebook_download, priority=502)
     app.add_node(interview_index)
     app.add_directive("interview-index", InterviewIndex)
