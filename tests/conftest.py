@@ -7,6 +7,7 @@ import functools
 import http.server
 import os
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,3 +292,78 @@ def page(browser):
 def site_pages() -> list[str]:
     """Every HTML page a reader can reach from the table of contents, as paths under html/."""
     return [f"{entry.docname}.html" for entry in toc_entries()]
+
+
+# ---------------------------------------------------------------------------------------------
+# One cold build of a copy of the book per test session, in a network namespace when the machine
+# allows one (tests/isolation.py). test_regression.py compares its executed notebooks with the
+# references, and test_offline.py with the repository's own build, so `make test` executes each
+# chapter once more after `make book`, not twice.
+BOOK_SOURCES = ("notebooks", "book", "_config.yml", "_toc.yml", "requirements.txt")
+# The slowest chapter runs for about 1 minute; the limit only stops a hung build.
+COLD_BUILD_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class ColdBuild:
+    book: Path
+    result: object  # test_failures.BuildResult
+    isolated: bool  # built inside a network namespace with loopback only
+    outer_port: int | None  # the port the namespace must not reach; None when not isolated
+    why_not_isolated: str
+
+
+@pytest.fixture(scope="session")
+def cold_build(tmp_path_factory) -> ColdBuild:
+    """Build a copy of the book's sources with an empty execution and model cache."""
+    from isolation import netns_command, outer_listener, unshare_prefix
+    from test_failures import build_book
+
+    book = tmp_path_factory.mktemp("cold") / "book"
+    book.mkdir()
+    for name in BOOK_SOURCES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, book / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, book / name)
+    caches = tmp_path_factory.mktemp("cold-caches")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("LLMBOOK_MODELS", "HF_HUB_OFFLINE")
+    }
+    # Empty caches: the build converts the GGUF file again and cannot use a downloaded model.
+    env.update(LLMBOOK_CACHE=str(caches / "llmbook"), HF_HOME=str(caches / "huggingface"))
+    build_tmp = tmp_path_factory.mktemp("cold-tmp")
+    prefix, why_not = unshare_prefix()
+    if prefix is None:
+        result = build_book(book, build_tmp, env=env, timeout=COLD_BUILD_TIMEOUT_S)
+        print(f"\ncold build (not isolated: {why_not}): {result.seconds:.0f} s")
+        return ColdBuild(book, result, False, None, why_not)
+    with outer_listener() as port:
+        result = build_book(
+            book, build_tmp, prefix=netns_command(port), env=env, timeout=COLD_BUILD_TIMEOUT_S
+        )
+    print(f"\ncold build in a network namespace: {result.seconds:.0f} s")
+    return ColdBuild(book, result, True, port, "")
+
+
+def executed_notebook(book: Path, name: str) -> nbformat.NotebookNode:
+    """Return notebooks/<name>.md of book with the outputs stored in book's execution cache.
+
+    In cache mode myst-nb 1.4 writes notebooks without outputs to _build/jupyter_execute/, so
+    the executed notebooks are read from the execution cache, as myst-nb itself does.
+    """
+    from jupyter_cache import get_cache
+
+    source = jupytext.read(book / "notebooks" / f"{name}.md")
+    cache = get_cache(book / "_build" / ".jupyter_cache")
+    try:
+        _, executed = cache.merge_match_into_notebook(source)
+    except KeyError:
+        pytest.fail(
+            f"{book}/_build/.jupyter_cache holds no execution of the current "
+            f"notebooks/{name}.md: run `make book` first."
+        )
+    return executed
