@@ -229,6 +229,10 @@ def test_download_executed_notebook(page, site_url, docname, tmp_path):
         assert all(cell.get("execution_count") for cell in code), "a code cell was not executed"
         assert sum(len(cell.outputs) for cell in code) >= len(code) // 2, "outputs are missing"
     assert json.loads(saved[".ipynb"].read_text(encoding="utf-8"))["nbformat"] == 4
+    # Glued figures carry a plain image type too, so Jupyter shows them.
+    images = sum("image/png" in o.get("data", {}) for cell in code for o in cell.outputs)
+    figures = (NOTEBOOK_DIR / f"{stem}.md").read_text(encoding="utf-8").count("{glue:figure}")
+    assert images >= figures, f"{stem}.ipynb shows {images} images for {figures} figures"
 
 
 def _printed(notebook) -> list[str]:

@@ -338,6 +338,14 @@ def test_stage_page_splits_chinese_characters():
     assert "差\u200b分\u200b隐\u200b私 DP-SGD，BERT模\u200b型" in staged
 
 
+def test_stage_page_splits_across_tags():
+    """Characters that only tags separate are neighbours too: 被<a>反量化</a> reads 被反量化."""
+    html = '<article class="bd-article"><p>被<a href="g.html"><span>反量化</span></a>为 x</p>'
+    staged = llmbook_search.stage_page(html + "</article>", 1, Path("x.html"))
+
+    assert '被\u200b<a href="g.html"><span>反\u200b量\u200b化\u200b</span></a>为 x' in staged
+
+
 def test_stage_page_needs_one_article():
     """A page without the theme's article element stops the indexing and is named."""
     with pytest.raises(ExtensionError, match=r"broken\.html has 0 <article"):

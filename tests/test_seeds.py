@@ -30,6 +30,7 @@ would have advanced a global generator, so a cell that drew from global state wo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import re
 import time
@@ -188,7 +189,10 @@ def reruns() -> dict[str, tuple[nbformat.NotebookNode | Exception, float]]:
     """Execute every case's re-run notebook, PARALLEL_KERNELS at a time, keyed by notebook."""
     notebooks = {case.notebook: rerun_notebook(case) for case in RANDOM_CELLS}
     start = time.monotonic()
-    results = asyncio.run(_execute_all(notebooks))
+    # A thread of its own: the browser tests' Playwright keeps an event loop running in the
+    # main thread for the whole session, and asyncio.run() refuses to start inside it.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        results = pool.submit(asyncio.run, _execute_all(notebooks)).result()
     print(f"\nre-ran {len(notebooks)} random cells in {time.monotonic() - start:.1f} s")
     return dict(zip(notebooks, results, strict=True))
 

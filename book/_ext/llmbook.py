@@ -51,7 +51,7 @@ MODEL_PACKAGES = (
         "1.2、2.3",
         "Apache-2.0",
     ),
-    ("pydataset", "InstEval 评分数据（R 包 lme4）", "1.3、2.1、2.3", "GPL-2 | GPL-3（lme4）"),
+    ("pydataset", "InstEval 评分数据（R 包 lme4）", "1.3、2.1、2.3", "GPL-2 或 GPL-3（lme4）"),
 )
 
 
@@ -82,7 +82,25 @@ def executed_notebook(app: Sphinx, pagename: str) -> nbformat.NotebookNode | Non
         notebook = nbformat.read(executed, as_version=4)
     # The jupytext pairing header only matters for the .md source.
     notebook.metadata.pop("jupytext", None)
+    show_glued_figures(notebook)
     return notebook
+
+
+GLUE_MIME_PREFIX = "application/papermill.record/"
+
+
+def show_glued_figures(notebook: nbformat.NotebookNode) -> None:
+    """Let Jupyter show the figures that cells glue for the page with display=False.
+
+    Such an output holds the image only under a papermill record type, which Jupyter does not
+    render, so the plain image type is added next to it. Glued numbers and text stay hidden.
+    """
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            for mime in ("image/png", "image/svg+xml", "image/jpeg"):
+                if GLUE_MIME_PREFIX + mime in data and mime not in data:
+                    data[mime] = data[GLUE_MIME_PREFIX + mime]
 
 
 def add_notebook_download(app: Sphinx, pagename: str, templatename, context, doctree) -> None:

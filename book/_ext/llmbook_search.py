@@ -46,7 +46,9 @@ ROOT_SELECTOR = "article.bd-article"
 EXCLUDE_SELECTORS = ("a.headerlink", "details.hide > summary", "div.toctree-wrapper")
 
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-CJK_NEIGHBOURS = re.compile(f"(?<=[{CJK}])(?=[{CJK}])")
+# Two CJK characters are neighbours also when only tags separate them, as in 被<a …>反量化</a>:
+# the reader sees 被反量化, and the tokenizer would otherwise glue 被反 into one word.
+CJK_NEIGHBOURS = re.compile(f"(?<=[{CJK}])(?=(?:<[^<>]*>)*[{CJK}])")
 ZERO_WIDTH_SPACE = "\u200b"
 # The extended build's tokenizer (charabia) splits most punctuation marks off as words, which
 # take up positions in the index. Listing the marks here keeps them in the index and in queries,
