@@ -133,3 +133,13 @@ def test_page_title_and_language(page, site_url, docname):
     assert placeholders
     for placeholder in placeholders:
         assert re.search(r"[\u4e00-\u9fff]", placeholder), placeholders
+
+
+def test_bibliography_entries_are_list_items(page, site_url):
+    """Entries use a valid ARIA child role of their list, not the deprecated doc-biblioentry."""
+    _open(page, site_url + "book/bibliography.html")
+    assert page.locator('[role="doc-biblioentry"]').count() == 0
+    entries = page.locator('[role="list"].citation-list > .citation')
+    assert entries.count() > 20
+    roles = set(entries.evaluate_all("items => items.map(item => item.getAttribute('role'))"))
+    assert roles == {"listitem"}, roles

@@ -393,4 +393,5 @@ def setup(app: Sphinx) -> dict:
     app.add_directive("package-versions", PackageVersions)
     app.add_directive("model-packages", ModelPackages)
     app.add_js_file("downloads.js")
+    app.add_js_file("citation-roles.js")
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}
