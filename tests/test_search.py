@@ -49,7 +49,7 @@ QUERIES = {
 # (asdfqwer finds "as"); the exact-phrase queries of search.html must not.
 NONSENSE = ["asdfqwer", "量子纠缠态"]
 # Text of the page around the article (navigation, prev/next links, skip link, code toggles).
-CHROME = ["跳转至主要内容", "上一页", "Show code cell source", "CC BY 4.0"]
+CHROME = ["跳转至主要内容", "上一页", "显示代码", "CC BY 4.0"]
 HEADING_PHRASES_PER_PAGE = 5
 
 # True once the Pagefind UI shows the finished search for the query and has loaded every result.

@@ -41,7 +41,7 @@ LANGUAGE = "zh-cn"
 # sphinx-book-theme puts the page body in this element, without sidebars, header or footer.
 ARTICLE_START = '<article class="bd-article"'
 ROOT_SELECTOR = "article.bd-article"
-# Page furniture inside the article: heading permalinks (#), the English "Show code cell source"
+# Page furniture inside the article: heading permalinks (#), the 显示代码 (show code)
 # toggles of myst-nb's hide-input cells, and the child-page lists of the part overview pages.
 EXCLUDE_SELECTORS = ("a.headerlink", "details.hide > summary", "div.toctree-wrapper")
 
