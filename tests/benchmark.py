@@ -445,13 +445,13 @@ def lighthouse_target_rows(results: Results) -> list[str]:
     rows = []
     for category, name in (("performance", "性能"), ("accessibility", "无障碍")):
         for form in FORM_FACTORS:
+            label = f"Lighthouse {name}（{form}，每页）"
             scores = {
                 page: value[category]
                 for (page, factor), value in results.lighthouse.items()
                 if factor == form
             }
             if not scores:
-                label = f"Lighthouse {name}（{form}，每页）"
                 rows.append(f"| {label} | ≥ {LIGHTHOUSE_TARGET} | 未测量 | 未测量 |")
                 continue
             worst_page = min(scores, key=scores.get)
@@ -462,7 +462,7 @@ def lighthouse_target_rows(results: Results) -> list[str]:
             if below == 0:
                 verdict = "达到"
             rows.append(
-                f"| Lighthouse {name}（{form}，每页） | ≥ {LIGHTHOUSE_TARGET} "
+                f"| {label} | ≥ {LIGHTHOUSE_TARGET} "
                 f"| 最低 {worst}（`{worst_page}`） | {verdict} |"
             )
     return rows

@@ -129,7 +129,8 @@ def _connect_error(port: int) -> str:
 def main(argv: list[str]) -> int:
     """Check the namespace's isolation, then replace this process with the command."""
     outer_port, outer_namespaces, separator, *command = argv
-    assert separator == "--" and command, "usage: isolation.py PORT NET,MNT -- COMMAND..."
+    assert separator == "--", "usage: isolation.py PORT NET,MNT -- COMMAND..."
+    assert command, "usage: isolation.py PORT NET,MNT -- COMMAND..."
     outer_net, outer_mnt = outer_namespaces.split(",")
 
     # Touch nothing unless unshare gave this process its own network and mount namespaces:

@@ -1,4 +1,4 @@
-"""The built site as a reader's browser sees it: Debian's chromium, driven by Playwright.
+"""The built site as a reader's browser renders it: Debian's chromium, driven by Playwright.
 
 The site is served from 127.0.0.1 (fixture `site_url`); nothing else is contacted.
 """

@@ -31,7 +31,7 @@ def _questions_in_sources() -> dict[str, list[str]]:
 
 
 def _rendered(markdown: str) -> str:
-    """The text a reader sees: {term}`中文 <English>` shows 中文, `code` shows code."""
+    """Return the rendered text: {term}`中文 <English>` becomes 中文 and `code` becomes code."""
     text = re.sub(r"\{term\}`([^`<]*?)\s*(?:<[^>]*>)?`", r"\1", markdown)
     return text.replace("`", "")
 
@@ -90,13 +90,13 @@ def test_statistics_page_reports_every_notebook_and_package(page, site_url):
         flags=re.MULTILINE,
     )
     packages = tables.nth(2).locator("tbody tr")
-    shown = {}
+    listed_versions = {}
     for i in range(packages.count()):
         name, pinned, installed = packages.nth(i).locator("td").all_inner_texts()
-        shown[name] = (pinned, installed)
-    assert set(shown) == {name for name, _ in pins}
+        listed_versions[name] = (pinned, installed)
+    assert set(listed_versions) == {name for name, _ in pins}
     for name, version in pins:
-        pinned, installed = shown[name]
+        pinned, installed = listed_versions[name]
         assert pinned == version
         # A local build tag such as torch's "+cpu" is not a different version.
         assert installed.split("+")[0] == version, f"{name}: pinned {version}, built {installed}"
@@ -108,7 +108,8 @@ def test_footer_shows_licence_and_year(page, site_url):
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     year = datetime.fromtimestamp(int(epoch), tz=UTC).year if epoch else datetime.now().year
     assert str(year) in footer, footer
-    assert "CC BY 4.0" in footer and "MIT" in footer, footer
+    assert "CC BY 4.0" in footer, footer
+    assert "MIT" in footer, footer
     assert (ROOT / "LICENSE").is_file()
 
 

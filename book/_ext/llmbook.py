@@ -59,7 +59,7 @@ MODEL_PACKAGES = (
 
 
 def executed_notebook(app: Sphinx, pagename: str) -> nbformat.NotebookNode | None:
-    """The page's notebook with the outputs and execution counts of its last execution.
+    """Return the page's notebook with the outputs and execution counts of its last run.
 
     In cache mode myst-nb 1.4 writes the unexecuted notebook to jupyter_execute/, so the
     executed one is taken from the jupyter-cache record that matches the page's code.
@@ -92,7 +92,7 @@ GLUE_MIME_PREFIX = "application/papermill.record/"
 def show_glued_figures(notebook: nbformat.NotebookNode) -> None:
     """Let Jupyter show the figures that cells glue for the page with display=False.
 
-    Such an output holds the image only under a papermill record type, which Jupyter does not
+    Such an output contains the image only under a papermill record type, which Jupyter does not
     render, so the plain image type is added next to it. Glued numbers and text stay hidden.
     """
     for cell in notebook.cells:
@@ -154,7 +154,7 @@ class InterviewIndex(SphinxDirective):
 
 
 def _section_id(section: nodes.section) -> str:
-    """The section's explicit label when it has one, else its first id."""
+    """Return the section's explicit label when it has one, else its first id."""
     ids = section["ids"]
     readable = [i for i in ids if not re.fullmatch(r"id\d+", i)]
     return (readable or ids)[0]
